@@ -96,11 +96,24 @@ void px_errmsg_prefix(px_errmsg *em, const char *fmt, ...)
 {
     if (!em)
         return;
-    char pre[256], old[sizeof(em->text)];
+    char pre[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(pre, sizeof(pre), fmt, ap);
+    int n = vsnprintf(pre, sizeof(pre) - 2, fmt, ap);
     va_end(ap);
-    memcpy(old, em->text, sizeof(old));
-    snprintf(em->text, sizeof(em->text), "%s: %s", pre, old);
+    if (n < 0)
+        return;
+    size_t plen = strnlen(pre, sizeof(pre) - 2);
+    pre[plen++] = ':';
+    pre[plen++] = ' ';
+    /* Shift the old text right (truncating its tail), then put the prefix in front. */
+    size_t cap = sizeof(em->text) - 1;
+    size_t olen = strnlen(em->text, cap);
+    if (plen > cap)
+        plen = cap;
+    if (olen > cap - plen)
+        olen = cap - plen;
+    memmove(em->text + plen, em->text, olen);
+    memcpy(em->text, pre, plen);
+    em->text[plen + olen] = '\0';
 }

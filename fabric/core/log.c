@@ -25,8 +25,7 @@ px_err px_log_setup(px_log_level level, const char *path, px_errmsg *em)
     if (path) {
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (fd < 0)
-            return px_errmsg_set(em, PX_E_IO, "cannot open log file %s: %s", path,
-                                 strerror(errno));
+            return px_errmsg_set(em, PX_E_IO, "cannot open log file %s: %s", path, strerror(errno));
     }
     if (logger.fd != STDERR_FILENO)
         close(logger.fd);
