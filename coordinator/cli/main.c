@@ -1,0 +1,135 @@
+/* plexus — command-line front end. See cli.h for the subcommand contract. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "fabric/core/log.h"
+
+static const px_cli_cmd *const commands[] = {
+    &px_cmd_version,
+    &px_cmd_keys,
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+int px_cli_fail(const px_cli *cli, const char *cmd, const char *hint, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: %s: ", cli->prog, cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (hint)
+        fprintf(stderr, "hint: %s\n", hint);
+    return PX_EXIT_FAIL;
+}
+
+int px_cli_usage(const px_cli *cli, const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: %s: ", cli->prog, cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\ntry '%s %s --help'\n", cli->prog, cmd);
+    return PX_EXIT_USAGE;
+}
+
+bool px_cli_wants_help(const px_cli_cmd *cmd, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(cmd->help, stdout);
+            return true;
+        }
+    }
+    return false;
+}
+
+void px_cli_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        case '\t':
+            fputs("\\t", f);
+            break;
+        default:
+            if (*p < 0x20)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+static void print_main_help(FILE *f)
+{
+    fputs("usage: plexus [--json] [--log-level LEVEL] COMMAND [ARGS...]\n"
+          "\n"
+          "plexus runs labs of emulated machines (stock QEMU guests) joined by virtual\n"
+          "CAN buses, Ethernet segments, ivshmem regions and CXL switches across hosts.\n"
+          "\n"
+          "commands:\n",
+          f);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+    fputs("\n"
+          "global options:\n"
+          "  --json              machine-readable output (status-like commands)\n"
+          "  --log-level LEVEL   debug | info | warn | error | off (default warn)\n"
+          "  -h, --help          this text; 'plexus COMMAND --help' for a command\n"
+          "\n"
+          "exit status: 0 success, 1 the operation failed, 2 bad usage.\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    px_cli cli = {.json = false, .prog = "plexus"};
+    px_log_level level = PX_LOG_WARN;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            cli.json = true;
+        } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
+            if (px_log_level_parse(argv[++i], &level) != PX_OK)
+                return px_cli_usage(&cli, "--log-level", "unknown level '%s'", argv[i]);
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            print_main_help(stdout);
+            return PX_EXIT_OK;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            return px_cmd_version.run(&cli, 1, argv);
+        } else {
+            fprintf(stderr, "plexus: unknown option '%s'\ntry 'plexus --help'\n", argv[i]);
+            return PX_EXIT_USAGE;
+        }
+    }
+    px_log_setup(level, NULL, NULL);
+    if (i >= argc) {
+        print_main_help(stderr);
+        return PX_EXIT_USAGE;
+    }
+    for (size_t c = 0; c < N_COMMANDS; c++) {
+        if (strcmp(argv[i], commands[c]->name) == 0) {
+            if (px_cli_wants_help(commands[c], argc - i, argv + i))
+                return PX_EXIT_OK;
+            return commands[c]->run(&cli, argc - i, argv + i);
+        }
+    }
+    fprintf(stderr, "plexus: unknown command '%s'\ntry 'plexus --help' for the list\n", argv[i]);
+    return PX_EXIT_USAGE;
+}
