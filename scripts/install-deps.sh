@@ -7,7 +7,7 @@ PKGS=(
   build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   clang-format
   libzmq3-dev libsodium-dev libmsgpack-dev libuv1-dev libcmocka-dev
-  libyaml-dev libjansson-dev
+  libyaml-dev libjansson-dev libmetis-dev
 )
 
 missing=()
