@@ -16,14 +16,14 @@
 enum { PX_EXIT_OK = 0, PX_EXIT_FAIL = 1, PX_EXIT_USAGE = 2 };
 
 typedef struct px_cli {
-    bool json;          /* --json: machine-readable output on stdout */
-    const char *prog;   /* argv[0] basename, for messages */
+    bool json;        /* --json: machine-readable output on stdout */
+    const char *prog; /* argv[0] basename, for messages */
 } px_cli;
 
 typedef struct px_cli_cmd {
     const char *name;
-    const char *summary;  /* one line for `plexus --help` */
-    const char *help;     /* full text for `plexus CMD --help`: usage, options, examples */
+    const char *summary; /* one line for `plexus --help` */
+    const char *help;    /* full text for `plexus CMD --help`: usage, options, examples */
     int (*run)(px_cli *cli, int argc, char **argv);
 } px_cli_cmd;
 

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "fabric/core/fsutil.h"
 #include "fabric/core/transport.h"
 
 static const char *default_dir(char *buf, size_t n)
@@ -24,23 +25,6 @@ static const char *default_dir(char *buf, size_t n)
     const char *home = getenv("HOME");
     snprintf(buf, n, "%s/.config/plexus/keys", home && *home ? home : "/root");
     return buf;
-}
-
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
 }
 
 static bool name_ok(const char *name)
@@ -61,14 +45,14 @@ static int cmd_create(px_cli *cli, const char *dir, const char *name, bool force
     if (!name_ok(name))
         return px_cli_usage(cli, "keys", "bad key name '%s' (letters, digits, '-', '_', '.')",
                             name);
-    if (mkdir_p(dir) != 0)
-        return px_cli_fail(cli, "keys", "check the permissions of its parent",
-                           "cannot create key directory %s: %s", dir, strerror(errno));
+    if (px_mkdir_p(dir, 0700, &em) != PX_OK)
+        return px_cli_fail(cli, "keys", "check the permissions of its parent", "%s", em.text);
     snprintf(path, sizeof(path), "%s/%s.key", dir, name);
     struct stat st;
     if (!force && stat(path, &st) == 0)
-        return px_cli_fail(cli, "keys", "use --force to replace it (peers holding the old key "
-                                        "will be refused)",
+        return px_cli_fail(cli, "keys",
+                           "use --force to replace it (peers holding the old key "
+                           "will be refused)",
                            "%s already exists", path);
     px_keypair kp;
     if (px_keypair_generate(&kp, &em) != PX_OK || px_keypair_save(&kp, path, &em) != PX_OK)
@@ -118,8 +102,8 @@ static int cmd_authorize(px_cli *cli, const char *dir, const char *key, const ch
         if (!label)
             label = key;
     }
-    if (mkdir_p(dir) != 0)
-        return px_cli_fail(cli, "keys", NULL, "cannot create %s: %s", dir, strerror(errno));
+    if (px_mkdir_p(dir, 0700, &em) != PX_OK)
+        return px_cli_fail(cli, "keys", NULL, "%s", em.text);
     snprintf(path, sizeof(path), "%s/authorized_keys", dir);
     FILE *f = fopen(path, "a+");
     if (!f)
@@ -191,27 +175,26 @@ static int run(px_cli *cli, int argc, char **argv)
 const px_cli_cmd px_cmd_keys = {
     .name = "keys",
     .summary = "create, show and authorise CurveZMQ keys",
-    .help =
-        "usage: plexus [--json] keys [--dir DIR] create NAME [--force]\n"
-        "       plexus [--json] keys [--dir DIR] show NAME\n"
-        "       plexus [--json] keys [--dir DIR] authorize KEY|NAME [--label TEXT]\n"
-        "\n"
-        "Every plexus socket is authenticated with CurveZMQ. A coordinator admits a\n"
-        "node or CLI only when that peer's public key is in its authorized_keys.\n"
-        "\n"
-        "actions:\n"
-        "  create NAME      make a key pair in DIR/NAME.key (mode 0600)\n"
-        "  show NAME        print the public key of DIR/NAME.key\n"
-        "  authorize KEY    add a public key (40 Z85 characters, or the name of a\n"
-        "                   stored key) to DIR/authorized_keys\n"
-        "\n"
-        "options:\n"
-        "  --dir DIR        key store (default $PLEXUS_KEYS, else ~/.config/plexus/keys)\n"
-        "  --force          create: replace an existing key\n"
-        "  --label TEXT     authorize: the name written beside the key\n"
-        "\n"
-        "examples:\n"
-        "  plexus keys create coordinator\n"
-        "  plexus keys create node-a && plexus keys authorize node-a\n",
+    .help = "usage: plexus [--json] keys [--dir DIR] create NAME [--force]\n"
+            "       plexus [--json] keys [--dir DIR] show NAME\n"
+            "       plexus [--json] keys [--dir DIR] authorize KEY|NAME [--label TEXT]\n"
+            "\n"
+            "Every plexus socket is authenticated with CurveZMQ. A coordinator admits a\n"
+            "node or CLI only when that peer's public key is in its authorized_keys.\n"
+            "\n"
+            "actions:\n"
+            "  create NAME      make a key pair in DIR/NAME.key (mode 0600)\n"
+            "  show NAME        print the public key of DIR/NAME.key\n"
+            "  authorize KEY    add a public key (40 Z85 characters, or the name of a\n"
+            "                   stored key) to DIR/authorized_keys\n"
+            "\n"
+            "options:\n"
+            "  --dir DIR        key store (default $PLEXUS_KEYS, else ~/.config/plexus/keys)\n"
+            "  --force          create: replace an existing key\n"
+            "  --label TEXT     authorize: the name written beside the key\n"
+            "\n"
+            "examples:\n"
+            "  plexus keys create coordinator\n"
+            "  plexus keys create node-a && plexus keys authorize node-a\n",
     .run = run,
 };
