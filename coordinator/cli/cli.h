@@ -44,5 +44,7 @@ void px_cli_json_str(FILE *f, const char *s);
 
 extern const px_cli_cmd px_cmd_version;
 extern const px_cli_cmd px_cmd_keys;
+extern const px_cli_cmd px_cmd_validate;
+extern const px_cli_cmd px_cmd_plan;
 
 #endif

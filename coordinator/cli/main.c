@@ -7,8 +7,10 @@
 #include "fabric/core/log.h"
 
 static const px_cli_cmd *const commands[] = {
-    &px_cmd_version,
+    &px_cmd_validate,
+    &px_cmd_plan,
     &px_cmd_keys,
+    &px_cmd_version,
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
