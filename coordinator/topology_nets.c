@@ -1,0 +1,815 @@
+/* plexus — topology loader: nets, impairments, guest attachments. */
+#include "coordinator/topology_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const net_types[] = {"can_bus",    "eth_segment", "ivshmem",
+                                        "cxl_switch", "cxl_pool",    NULL};
+static const px_topo_obj net_objs[] = {PX_TOPO_OBJ_CAN_BUS, PX_TOPO_OBJ_ETH_SEGMENT,
+                                       PX_TOPO_OBJ_IVSHMEM, PX_TOPO_OBJ_CXL_SWITCH,
+                                       PX_TOPO_OBJ_CXL_POOL};
+
+static const char *const can_bus_keys[] = {"type",   "bitrate", "data_bitrate", "fd", "mode",
+                                           "impair", NULL};
+static const char *const eth_keys[] = {"type", "mode", "vlans", "mtu", "nat", "impair", NULL};
+static const char *const shm_net_keys[] = {"type", "size", "vectors", NULL};
+static const char *const cxl_switch_keys[] = {"type", "ports", NULL};
+static const char *const cxl_pool_keys[] = {"type", "switch", "capacity", "ld_size", NULL};
+static const char *const nat_keys[] = {"subnet", "forwards", NULL};
+static const char *const fwd_keys[] = {"proto", "listen", "guest", "port", NULL};
+static const char *const impair_keys[] = {"delay",     "jitter",  "loss", "rate",
+                                          "duplicate", "corrupt", NULL};
+static const char *const impair_keys_can[] = {"delay",     "jitter",  "loss",
+                                              "duplicate", "corrupt", NULL};
+
+static const char *const can_modes[] = {"ideal", "timed", NULL};
+static const char *const eth_modes[] = {"switch", "hub", NULL};
+static const char *const protos[] = {"tcp", "udp", NULL};
+static const char *const nic_models[] = {"virtio-net-pci", "e1000", "e1000e", "rtl8139", NULL};
+static const char *const can_ctrls[] = {"kvaser_pci", "ctucan_pci", NULL};
+
+static const char *const nic_keys[] = {"segment", "mac", "model", "vlan", "impair", NULL};
+static const char *const canif_keys[] = {"bus", "controller", NULL};
+static const char *const shmif_keys[] = {"region", NULL};
+static const char *const cxlif_keys[] = {"switch", "port", "pool", "lds", NULL};
+
+#define CXL_GRAIN       (256ull << 20) /* QEMU 7.2 CXL sizes come in 256 MiB steps */
+#define CAN_RATE_MIN    1000u
+#define CAN_RATE_MAX    1000000u
+#define CAN_DATA_MAX    10000000u
+#define CAN_DATA_DEF    2000000u
+#define CAN_RATE_DEF    500000u
+#define ETH_MTU_MIN     68u
+#define ETH_MTU_MAX     65517u /* 65535-byte frames minus Ethernet and 802.1Q headers */
+#define SHM_SIZE_MIN    4096ull
+#define SHM_SIZE_MAX    (4ull << 30)
+#define SHM_SIZE_DEF    (4ull << 20)
+#define SHM_VECTORS_MAX 64u
+#define CXL_PORTS_DEF   4u
+#define CXL_POOL_MAX    (64ull << 40)
+#define IMPAIR_TIME_MAX 60000000000ull /* 60 s */
+#define IMPAIR_RATE_MAX 400000000000ull
+
+const char *px_topo_nic_model_str(px_topo_nic_model m)
+{
+    return (unsigned)m < 4 ? nic_models[m] : "?";
+}
+
+const char *px_topo_can_ctrl_str(px_topo_can_ctrl ctl)
+{
+    return (unsigned)ctl < 2 ? can_ctrls[ctl] : "?";
+}
+
+/* ---- nets: names and types first, so anything can refer to any net ---- */
+
+px_err pxt_parse_nets(tctx *c)
+{
+    px_topo *t = c->t;
+    px_err err = pxt_check_name_map(c, c->nets, "nets", "net", PX_TOPO_MAX_NETS);
+    if (err)
+        return err;
+    if (pxt_is_null(c->nets)) {
+        c->nets = NULL;
+        return PX_OK;
+    }
+    uint32_t n = c->nets->n, count[5] = {0};
+    c->net_refs = px_tarena_array(&c->tree, n ? n : 1, sizeof(*c->net_refs));
+    if (!c->net_refs)
+        return pxt_nomem(c);
+    for (uint32_t i = 0; i < n; i++) {
+        tnode *key = c->nets->kids[2 * i], *v = c->nets->kids[2 * i + 1];
+        tnode *type = pxt_map_get(v, "type");
+        if (v->type != TN_MAP && !pxt_is_null(v))
+            return pxt_fail(c, v, PX_E_CONFIG,
+                            "wrong type for net \"%s\": got %s; expected a mapping with type: "
+                            "and its settings",
+                            key->str, pxt_kind_str(v));
+        if (!type)
+            return pxt_fail(c, key, PX_E_CONFIG,
+                            "net \"%s\" has no type; expected type: can_bus | eth_segment | "
+                            "ivshmem | cxl_switch | cxl_pool",
+                            key->str);
+        unsigned e;
+        if ((err = pxt_get_enum(c, type, "net type", net_types, &e)))
+            return err;
+        c->net_refs[i] = (px_topo_ref){net_objs[e], count[e]++};
+    }
+    t->can_buses = px_tarena_array(t->arena, count[0], sizeof(*t->can_buses));
+    t->eth_segments = px_tarena_array(t->arena, count[1], sizeof(*t->eth_segments));
+    t->ivshmem = px_tarena_array(t->arena, count[2], sizeof(*t->ivshmem));
+    t->cxl_switches = px_tarena_array(t->arena, count[3], sizeof(*t->cxl_switches));
+    t->cxl_pools = px_tarena_array(t->arena, count[4], sizeof(*t->cxl_pools));
+    if (!t->can_buses || !t->eth_segments || !t->ivshmem || !t->cxl_switches || !t->cxl_pools)
+        return pxt_nomem(c);
+    t->n_can_buses = count[0];
+    t->n_eth_segments = count[1];
+    t->n_ivshmem = count[2];
+    t->n_cxl_switches = count[3];
+    t->n_cxl_pools = count[4];
+    for (uint32_t i = 0; i < n; i++) {
+        tnode *key = c->nets->kids[2 * i];
+        uint32_t j = c->net_refs[i].index;
+        char *name;
+        px_topo_mark *mark;
+        switch (c->net_refs[i].type) {
+        case PX_TOPO_OBJ_CAN_BUS:
+            name = t->can_buses[j].name, mark = &t->can_buses[j].mark;
+            break;
+        case PX_TOPO_OBJ_ETH_SEGMENT:
+            name = t->eth_segments[j].name, mark = &t->eth_segments[j].mark;
+            break;
+        case PX_TOPO_OBJ_IVSHMEM:
+            name = t->ivshmem[j].name, mark = &t->ivshmem[j].mark;
+            break;
+        case PX_TOPO_OBJ_CXL_SWITCH:
+            name = t->cxl_switches[j].name, mark = &t->cxl_switches[j].mark;
+            break;
+        default:
+            name = t->cxl_pools[j].name, mark = &t->cxl_pools[j].mark;
+            break;
+        }
+        memcpy(name, key->str, key->len + 1);
+        *mark = pxt_mark(key);
+    }
+    c->cxl_port_owner = px_tarena_array(&c->tree, (size_t)count[3] * PX_TOPO_MAX_CXL_PORTS + 1,
+                                        sizeof(*c->cxl_port_owner));
+    c->pool_lds_used = px_tarena_array(&c->tree, count[4] + 1, sizeof(*c->pool_lds_used));
+    c->fwd_used = px_tarena_alloc(&c->tree, 2 * 65536 / 8);
+    if (!c->cxl_port_owner || !c->pool_lds_used || !c->fwd_used)
+        return pxt_nomem(c);
+    return PX_OK;
+}
+
+/* ---- impairments ---- */
+
+px_err pxt_parse_impair(tctx *c, const tnode *n, const char *what, bool allow_rate,
+                        px_topo_impair *out)
+{
+    tnode *rk = NULL;
+    if (!allow_rate && pxt_map_get_key(n, "rate", &rk))
+        return pxt_fail(c, rk, PX_E_CONFIG,
+                        "rate does not apply to %s; expected delay, jitter, loss, duplicate or "
+                        "corrupt (hint: a CAN bus is paced by its bitrate)",
+                        what);
+    px_err err = pxt_check_map(c, n, what, allow_rate ? impair_keys : impair_keys_can);
+    if (err)
+        return err;
+    memset(out, 0, sizeof(*out));
+    out->set = true;
+    tnode *v, *jk = NULL;
+    if ((v = pxt_map_get(n, "delay")) &&
+        (err = pxt_get_duration(c, v, "delay", 0, IMPAIR_TIME_MAX, &out->delay_ns)))
+        return err;
+    if ((v = pxt_map_get_key(n, "jitter", &jk))) {
+        if ((err = pxt_get_duration(c, v, "jitter", 0, IMPAIR_TIME_MAX, &out->jitter_ns)))
+            return err;
+        if (out->jitter_ns && !out->delay_ns)
+            return pxt_fail(c, jk, PX_E_CONFIG,
+                            "jitter without a delay; expected delay: alongside (jitter varies "
+                            "the delay)");
+    }
+    if ((v = pxt_map_get(n, "loss")) && (err = pxt_get_percent(c, v, "loss", &out->loss_ppm)))
+        return err;
+    if ((v = pxt_map_get(n, "duplicate")) &&
+        (err = pxt_get_percent(c, v, "duplicate", &out->duplicate_ppm)))
+        return err;
+    if ((v = pxt_map_get(n, "corrupt")) &&
+        (err = pxt_get_percent(c, v, "corrupt", &out->corrupt_ppm)))
+        return err;
+    if ((v = pxt_map_get(n, "rate")) &&
+        (err = pxt_get_bitrate(c, v, "rate", 1000, IMPAIR_RATE_MAX, &out->rate_bps)))
+        return err;
+    return PX_OK;
+}
+
+/* ---- per-type details ---- */
+
+static px_err parse_can_bus(tctx *c, const tnode *v, px_topo_can_bus *b, const char *what)
+{
+    px_err err = pxt_check_map(c, v, what, can_bus_keys);
+    if (err)
+        return err;
+    tnode *n, *dk = NULL;
+    b->bitrate = CAN_RATE_DEF;
+    if ((n = pxt_map_get(v, "bitrate")) &&
+        (err = pxt_get_bitrate(c, n, "bitrate", CAN_RATE_MIN, CAN_RATE_MAX, &b->bitrate)))
+        return err;
+    if ((n = pxt_map_get(v, "fd")) && (err = pxt_get_bool(c, n, "fd", &b->fd)))
+        return err;
+    unsigned e;
+    if ((n = pxt_map_get(v, "mode"))) {
+        if ((err = pxt_get_enum(c, n, "mode", can_modes, &e)))
+            return err;
+        b->mode = (px_topo_can_mode)e;
+    }
+    if ((n = pxt_map_get_key(v, "data_bitrate", &dk))) {
+        if (!b->fd)
+            return pxt_fail(c, dk, PX_E_CONFIG,
+                            "data_bitrate on a classic CAN bus; expected fd: true alongside it");
+        if ((err = pxt_get_bitrate(c, n, "data_bitrate", CAN_RATE_MIN, CAN_DATA_MAX,
+                                   &b->data_bitrate)))
+            return err;
+        if (b->data_bitrate < b->bitrate)
+            return pxt_fail(c, n, PX_E_CONFIG,
+                            "data_bitrate %s is below the bitrate; expected at least %" PRIu64
+                            " bit/s",
+                            n->str, b->bitrate);
+    } else if (b->fd) {
+        b->data_bitrate = CAN_DATA_DEF > b->bitrate ? CAN_DATA_DEF : b->bitrate;
+    }
+    if ((n = pxt_map_get(v, "impair")) &&
+        (err = pxt_parse_impair(c, n, "a CAN bus impairment", false, &b->impair)))
+        return err;
+    return PX_OK;
+}
+
+static px_err parse_subnet(tctx *c, const tnode *n, px_topo_nat *nat)
+{
+    static const char expect[] = "an IPv4 network like 10.0.2.0/24 (prefix 8..30)";
+    px_err err = PX_OK;
+    char *s;
+    if ((err = pxt_get_str(c, n, "subnet", &s)))
+        return err;
+    uint32_t addr = 0, oct = 0, parts = 0, digits = 0, prefix = 0;
+    const char *p = s;
+    for (; *p && *p != '/'; p++) {
+        if (*p >= '0' && *p <= '9' && digits < 3) {
+            oct = oct * 10 + (uint32_t)(*p - '0');
+            digits++;
+        } else if (*p == '.' && digits && parts < 3) {
+            if (oct > 255)
+                break;
+            addr = addr << 8 | oct;
+            oct = digits = 0;
+            parts++;
+        } else {
+            break;
+        }
+    }
+    bool ok = *p == '/' && parts == 3 && digits && oct <= 255;
+    addr = addr << 8 | oct;
+    digits = 0;
+    for (p += ok; ok && *p; p++) {
+        ok = *p >= '0' && *p <= '9' && ++digits <= 2;
+        prefix = prefix * 10 + (uint32_t)(*p - '0');
+    }
+    if (!ok || !digits || prefix < 8 || prefix > 30)
+        return pxt_fail(c, n, PX_E_CONFIG, "invalid subnet \"%.64s\"; expected %s", n->str, expect);
+    if (addr & (0xffffffffu >> prefix))
+        return pxt_fail(c, n, PX_E_CONFIG,
+                        "subnet %.64s has host bits set; expected the network address (%u.%u.%u.%u"
+                        "/%u)",
+                        n->str, (addr >> 24) & 255, (addr >> 16) & 255, (addr >> 8) & 255,
+                        addr & 255 & ~(0xffffffffu >> prefix), prefix);
+    nat->subnet = addr;
+    nat->prefix = (uint8_t)prefix;
+    return err;
+}
+
+static const px_topo_forward *find_forward(const px_topo *t, uint32_t upto, px_topo_proto proto,
+                                           uint16_t listen)
+{
+    for (uint32_t s = 0; s <= upto && s < t->n_eth_segments; s++) {
+        const px_topo_nat *nat = &t->eth_segments[s].nat;
+        for (uint32_t i = 0; i < nat->n_forwards; i++)
+            if (nat->forwards[i].proto == proto && nat->forwards[i].listen == listen)
+                return &nat->forwards[i];
+    }
+    return NULL;
+}
+
+static px_err parse_forward(tctx *c, const tnode *f, uint32_t seg, px_topo_forward *fw)
+{
+    px_err err = pxt_check_map(c, f, "a port forward", fwd_keys);
+    if (err)
+        return err;
+    if (f->type != TN_MAP)
+        return pxt_fail(c, f, PX_E_CONFIG,
+                        "empty port forward; expected {proto, listen, guest, port}");
+    tnode *listen = pxt_map_get(f, "listen"), *guest = pxt_map_get(f, "guest");
+    tnode *port = pxt_map_get(f, "port"), *proto = pxt_map_get(f, "proto");
+    if (!listen || !guest || !port)
+        return pxt_fail(c, f, PX_E_CONFIG, "port forward has no %s; expected %s",
+                        !listen  ? "listen"
+                        : !guest ? "guest"
+                                 : "port",
+                        !listen  ? "listen: PORT (on the host running the NAT)"
+                        : !guest ? "guest: NAME"
+                                 : "port: PORT (in the guest)");
+    unsigned e = 0;
+    uint64_t u;
+    if (proto && (err = pxt_get_enum(c, proto, "proto", protos, &e)))
+        return err;
+    fw->proto = (px_topo_proto)e;
+    if ((err = pxt_get_uint(c, listen, "listen", 1, 65535, &u)))
+        return err;
+    fw->listen = (uint16_t)u;
+    if ((err = pxt_resolve_guest(c, guest, "guest", &fw->guest)))
+        return err;
+    fw->mark = pxt_mark(guest);
+    if ((err = pxt_get_uint(c, port, "port", 1, 65535, &u)))
+        return err;
+    fw->port = (uint16_t)u;
+    uint32_t bit = (uint32_t)fw->proto * 65536u + fw->listen;
+    if (c->fwd_used[bit / 8] & (1u << (bit % 8))) {
+        const px_topo_forward *first = find_forward(c->t, seg, fw->proto, fw->listen);
+        return pxt_fail(c, listen, PX_E_CONFIG,
+                        "%s port %u is forwarded twice (first at %u:%u); expected each listen "
+                        "port once across all NAT uplinks",
+                        protos[fw->proto], fw->listen, first ? first->mark.line : 0,
+                        first ? first->mark.col : 0);
+    }
+    c->fwd_used[bit / 8] |= (uint8_t)(1u << (bit % 8));
+    return PX_OK;
+}
+
+static px_err parse_nat(tctx *c, const tnode *n, uint32_t seg, px_topo_nat *nat)
+{
+    px_err err;
+    nat->subnet = 0x0a000200u; /* 10.0.2.0/24, what QEMU's user networking uses */
+    nat->prefix = 24;
+    if (n->type == TN_SCALAR && !pxt_is_null(n))
+        return pxt_get_bool(c, n, "nat", &nat->enabled);
+    if ((err = pxt_check_map(c, n, "nat", nat_keys)))
+        return err;
+    nat->enabled = true;
+    tnode *v;
+    if ((v = pxt_map_get(n, "subnet")) && (err = parse_subnet(c, v, nat)))
+        return err;
+    if (!(v = pxt_map_get(n, "forwards")))
+        return PX_OK;
+    if ((err = pxt_check_seq(c, v, "forwards", PX_TOPO_MAX_FORWARDS)) || pxt_is_null(v))
+        return err;
+    nat->forwards = px_tarena_array(c->t->arena, v->n, sizeof(*nat->forwards));
+    if (!nat->forwards && v->n)
+        return pxt_nomem(c);
+    for (uint32_t i = 0; i < v->n; i++) {
+        if ((err = parse_forward(c, v->kids[i], seg, &nat->forwards[i])))
+            return err;
+        nat->n_forwards++; /* counted as parsed, so find_forward sees only real ones */
+    }
+    return PX_OK;
+}
+
+static int u16_cmp(const void *a, const void *b)
+{
+    return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+static px_err parse_vlans(tctx *c, const tnode *n, px_topo_eth_segment *s)
+{
+    px_err err = pxt_check_seq(c, n, "vlans", PX_TOPO_MAX_VLANS);
+    if (err || pxt_is_null(n))
+        return err;
+    s->vlans = px_tarena_array(c->t->arena, n->n, sizeof(*s->vlans));
+    if (!s->vlans && n->n)
+        return pxt_nomem(c);
+    uint8_t seen[4096 / 8] = {0};
+    for (uint32_t i = 0; i < n->n; i++) {
+        uint64_t u;
+        if ((err = pxt_get_uint(c, n->kids[i], "vlan", 1, 4094, &u)))
+            return err;
+        if (seen[u / 8] & (1u << (u % 8))) {
+            uint32_t j = 0;
+            while (j < i && s->vlans[j] != u)
+                j++;
+            return pxt_fail(c, n->kids[i], PX_E_CONFIG,
+                            "vlan %" PRIu64 " is listed twice (first at %u:%u); expected each "
+                            "vlan once",
+                            u, n->kids[j]->line, n->kids[j]->col);
+        }
+        seen[u / 8] |= (uint8_t)(1u << (u % 8));
+        s->vlans[i] = (uint16_t)u;
+    }
+    s->n_vlans = n->n;
+    qsort(s->vlans, s->n_vlans, sizeof(*s->vlans), u16_cmp);
+    return PX_OK;
+}
+
+static px_err parse_eth(tctx *c, const tnode *v, uint32_t idx, const char *what)
+{
+    px_topo_eth_segment *s = &c->t->eth_segments[idx];
+    px_err err = pxt_check_map(c, v, what, eth_keys);
+    if (err)
+        return err;
+    tnode *n;
+    unsigned e;
+    uint64_t u;
+    if ((n = pxt_map_get(v, "mode"))) {
+        if ((err = pxt_get_enum(c, n, "mode", eth_modes, &e)))
+            return err;
+        s->mode = (px_topo_eth_mode)e;
+    }
+    if ((n = pxt_map_get(v, "vlans")) && (err = parse_vlans(c, n, s)))
+        return err;
+    s->mtu = 1500;
+    if ((n = pxt_map_get(v, "mtu"))) {
+        if ((err = pxt_get_uint(c, n, "mtu", ETH_MTU_MIN, ETH_MTU_MAX, &u)))
+            return err;
+        s->mtu = (uint32_t)u;
+    }
+    if ((n = pxt_map_get(v, "nat")) && (err = parse_nat(c, n, idx, &s->nat)))
+        return err;
+    if ((n = pxt_map_get(v, "impair")) &&
+        (err = pxt_parse_impair(c, n, "a segment impairment", true, &s->impair)))
+        return err;
+    return PX_OK;
+}
+
+static px_err parse_shm(tctx *c, const tnode *v, px_topo_ivshmem *r, const char *what)
+{
+    px_err err = pxt_check_map(c, v, what, shm_net_keys);
+    if (err)
+        return err;
+    tnode *n;
+    uint64_t u;
+    r->size = SHM_SIZE_DEF;
+    if ((n = pxt_map_get(v, "size"))) {
+        if ((err = pxt_get_size(c, n, "size", SHM_SIZE_MIN, SHM_SIZE_MAX, &r->size)))
+            return err;
+        if (r->size & (r->size - 1))
+            return pxt_fail(c, n, PX_E_CONFIG,
+                            "ivshmem size %s is not a power of two; expected a power of two "
+                            "like 1M or 4M (QEMU aborts otherwise)",
+                            n->str);
+    }
+    r->vectors = 1;
+    if ((n = pxt_map_get(v, "vectors"))) {
+        if ((err = pxt_get_uint(c, n, "vectors", 1, SHM_VECTORS_MAX, &u)))
+            return err;
+        r->vectors = (uint32_t)u;
+    }
+    return PX_OK;
+}
+
+static px_err cxl_multiple(tctx *c, const tnode *n, const char *what, uint64_t v)
+{
+    if (v % CXL_GRAIN == 0)
+        return PX_OK;
+    return pxt_fail(c, n, PX_E_CONFIG,
+                    "%s %s is not a multiple of 256M; expected a multiple of 256 MiB (QEMU 7.2 "
+                    "CXL memory comes in 256 MiB steps)",
+                    what, n->str);
+}
+
+static px_err parse_pool(tctx *c, const tnode *key, const tnode *v, px_topo_cxl_pool *p,
+                         const char *what)
+{
+    px_err err = pxt_check_map(c, v, what, cxl_pool_keys);
+    if (err)
+        return err;
+    tnode *sw = pxt_map_get(v, "switch"), *cap = pxt_map_get(v, "capacity");
+    tnode *lds = pxt_map_get(v, "ld_size");
+    if (!sw || !cap)
+        return pxt_fail(c, key, PX_E_CONFIG, "%s has no %s; expected %s", what,
+                        !sw ? "switch" : "capacity",
+                        !sw ? "switch: NAME of a cxl_switch" : "capacity: SIZE like 4G");
+    px_topo_ref r;
+    if ((err = pxt_resolve_net(c, sw, PX_TOPO_OBJ_CXL_SWITCH, "switch", &r)))
+        return err;
+    p->sw = r.index;
+    if ((err = pxt_get_size(c, cap, "capacity", CXL_GRAIN, CXL_POOL_MAX, &p->capacity)) ||
+        (err = cxl_multiple(c, cap, "capacity", p->capacity)))
+        return err;
+    p->ld_size = CXL_GRAIN;
+    if (lds && ((err = pxt_get_size(c, lds, "ld_size", CXL_GRAIN, CXL_POOL_MAX, &p->ld_size)) ||
+                (err = cxl_multiple(c, lds, "ld_size", p->ld_size))))
+        return err;
+    if (p->capacity % p->ld_size)
+        return pxt_fail(c, cap, PX_E_CONFIG,
+                        "capacity %s is not a whole number of LDs of %s; expected a multiple "
+                        "of ld_size",
+                        cap->str, lds ? lds->str : "256M");
+    if (p->capacity / p->ld_size > PX_TOPO_MAX_CXL_LDS)
+        return pxt_fail(c, cap, PX_E_TOOBIG,
+                        "capacity %s makes %" PRIu64 " LDs; expected at most %u (raise ld_size)",
+                        cap->str, p->capacity / p->ld_size, PX_TOPO_MAX_CXL_LDS);
+    p->n_lds = (uint32_t)(p->capacity / p->ld_size);
+    return PX_OK;
+}
+
+px_err pxt_parse_net_details(tctx *c)
+{
+    px_topo *t = c->t;
+    px_err err = PX_OK;
+    /* Switches before pools: a pool may be written before its switch. */
+    for (int pass = 0; pass < 2 && !err; pass++) {
+        for (uint32_t i = 0; c->nets && i < c->nets->n && !err; i++) {
+            tnode *key = c->nets->kids[2 * i], *v = c->nets->kids[2 * i + 1];
+            px_topo_ref r = c->net_refs[i];
+            if ((r.type == PX_TOPO_OBJ_CXL_POOL) != (pass == 1))
+                continue;
+            char what[PX_TOPO_NAME_MAX + 24];
+            snprintf(what, sizeof(what), "%s \"%s\"", px_topo_obj_str(r.type), key->str);
+            switch (r.type) {
+            case PX_TOPO_OBJ_CAN_BUS:
+                err = parse_can_bus(c, v, &t->can_buses[r.index], what);
+                break;
+            case PX_TOPO_OBJ_ETH_SEGMENT:
+                err = parse_eth(c, v, r.index, what);
+                break;
+            case PX_TOPO_OBJ_IVSHMEM:
+                err = parse_shm(c, v, &t->ivshmem[r.index], what);
+                break;
+            case PX_TOPO_OBJ_CXL_SWITCH: {
+                px_topo_cxl_switch *s = &t->cxl_switches[r.index];
+                tnode *n = pxt_map_get(v, "ports");
+                uint64_t u = CXL_PORTS_DEF;
+                err = pxt_check_map(c, v, what, cxl_switch_keys);
+                if (!err && n)
+                    err = pxt_get_uint(c, n, "ports", 1, PX_TOPO_MAX_CXL_PORTS, &u);
+                s->ports = (uint32_t)u;
+                break;
+            }
+            default:
+                err = parse_pool(c, key, v, &t->cxl_pools[r.index], what);
+                break;
+            }
+        }
+    }
+    return err;
+}
+
+/* ---- attachments ---- */
+
+static px_err parse_mac(tctx *c, const tnode *n, uint8_t mac[6])
+{
+    static const char expect[] = "a unicast MAC like 52:54:00:12:34:56";
+    if (n->type != TN_SCALAR || pxt_is_null(n))
+        return pxt_fail(c, n, PX_E_CONFIG, "wrong type for mac: got %s; expected %s",
+                        pxt_kind_str(n), expect);
+    bool ok = n->len == 17;
+    for (unsigned i = 0; ok && i < 6; i++) {
+        unsigned v = 0;
+        for (unsigned j = 0; ok && j < 2; j++) {
+            char ch = n->str[3 * i + j];
+            unsigned d = ch >= '0' && ch <= '9'   ? (unsigned)(ch - '0')
+                         : ch >= 'a' && ch <= 'f' ? (unsigned)(ch - 'a' + 10)
+                         : ch >= 'A' && ch <= 'F' ? (unsigned)(ch - 'A' + 10)
+                                                  : 16u;
+            ok = d < 16;
+            v = v * 16 + d;
+        }
+        if (ok && i < 5)
+            ok = n->str[3 * i + 2] == n->str[2] && (n->str[2] == ':' || n->str[2] == '-');
+        mac[i] = (uint8_t)v;
+    }
+    if (!ok)
+        return pxt_fail(c, n, PX_E_CONFIG, "invalid mac \"%.64s\"; expected %s", n->str, expect);
+    if (mac[0] & 1)
+        return pxt_fail(c, n, PX_E_CONFIG,
+                        "mac %s is a multicast address; expected %s (first octet even)", n->str,
+                        expect);
+    if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+        return pxt_fail(c, n, PX_E_CONFIG, "mac %s is all zeros; expected %s", n->str, expect);
+    return PX_OK;
+}
+
+/* An attachment is a bare net name or a mapping with `key` naming the net. */
+static px_err item_target(tctx *c, const tnode *item, const char *what, const char *key,
+                          const char *const *keys, const tnode **target)
+{
+    if (item->type == TN_SCALAR && !pxt_is_null(item)) {
+        *target = item;
+        return PX_OK;
+    }
+    if (item->type != TN_MAP) {
+        return pxt_fail(c, item, PX_E_CONFIG,
+                        "wrong type for %s: got %s; expected a %s name or a mapping with %s:", what,
+                        pxt_kind_str(item), key, key);
+    }
+    px_err err = pxt_check_map(c, item, what, keys);
+    if (err)
+        return err;
+    *target = pxt_map_get(item, key);
+    if (!*target)
+        return pxt_fail(c, item, PX_E_CONFIG, "%s has no %s; expected %s: NAME", what, key, key);
+    return PX_OK;
+}
+
+static px_err parse_nic(tctx *c, const tnode *item, px_topo_nic *nic, uint32_t guest)
+{
+    const tnode *target;
+    px_err err = item_target(c, item, "nics entry", "segment", nic_keys, &target);
+    if (err)
+        return err;
+    px_topo_ref r;
+    if ((err = pxt_resolve_net(c, target, PX_TOPO_OBJ_ETH_SEGMENT, "segment", &r)))
+        return err;
+    nic->segment = r.index;
+    nic->mark = pxt_mark(item);
+    const px_topo_eth_segment *seg = &c->t->eth_segments[r.index];
+    const tnode *map = item->type == TN_MAP ? item : NULL;
+    tnode *n;
+    unsigned e;
+    uint64_t u;
+    if ((n = pxt_map_get(map, "model"))) {
+        if ((err = pxt_get_enum(c, n, "model", nic_models, &e)))
+            return err;
+        nic->model = (px_topo_nic_model)e;
+    }
+    if ((n = pxt_map_get(map, "vlan"))) {
+        if ((err = pxt_get_uint(c, n, "vlan", 1, 4094, &u)))
+            return err;
+        nic->vlan = (uint16_t)u;
+        uint16_t key = nic->vlan;
+        if (seg->n_vlans && !bsearch(&key, seg->vlans, seg->n_vlans, sizeof(key), u16_cmp))
+            return pxt_fail(c, n, PX_E_CONFIG,
+                            "vlan %u is not carried by segment \"%s\"; expected one of the "
+                            "vlans listed on it at %u:%u",
+                            nic->vlan, seg->name, seg->mark.line, seg->mark.col);
+    }
+    if ((n = pxt_map_get(map, "impair")) &&
+        (err = pxt_parse_impair(c, n, "a NIC impairment", true, &nic->impair)))
+        return err;
+    if (!(n = pxt_map_get(map, "mac"))) {
+        nic->mac_generated = true; /* filled in by pxt_validate */
+        return PX_OK;
+    }
+    if ((err = parse_mac(c, n, nic->mac)))
+        return err;
+    if (!c->real_guest)
+        return PX_OK;
+    const tmac *dup = NULL;
+    if ((err = pxt_mac_insert(c, nic->mac, guest, pxt_mark(n), &dup)))
+        return err;
+    if (dup)
+        return pxt_fail(c, n, PX_E_CONFIG,
+                        "mac %s is already used by guest \"%s\" (at %u:%u); expected a unique "
+                        "MAC per NIC%s",
+                        n->str, c->t->guests[dup->guest].name, dup->mark.line, dup->mark.col,
+                        dup->mark.line == n->line && dup->mark.col == n->col
+                            ? " (hint: a mac in a kind or defaults goes to every guest that "
+                              "inherits it)"
+                            : "");
+    return PX_OK;
+}
+
+static px_err parse_canif(tctx *c, const tnode *item, px_topo_canif *ci)
+{
+    const tnode *target;
+    px_err err = item_target(c, item, "can entry", "bus", canif_keys, &target);
+    if (err)
+        return err;
+    px_topo_ref r;
+    if ((err = pxt_resolve_net(c, target, PX_TOPO_OBJ_CAN_BUS, "bus", &r)))
+        return err;
+    ci->bus = r.index;
+    ci->mark = pxt_mark(item);
+    const px_topo_can_bus *bus = &c->t->can_buses[r.index];
+    /* An FD bus needs FD-capable controllers: a classic one would flag
+     * every FD frame as an error. On a classic bus either works. */
+    ci->controller = bus->fd ? PX_TOPO_CAN_CTUCAN_PCI : PX_TOPO_CAN_KVASER_PCI;
+    tnode *n = item->type == TN_MAP ? pxt_map_get(item, "controller") : NULL;
+    if (!n)
+        return PX_OK;
+    unsigned e;
+    if ((err = pxt_get_enum(c, n, "controller", can_ctrls, &e)))
+        return err;
+    ci->controller = (px_topo_can_ctrl)e;
+    if (bus->fd && ci->controller == PX_TOPO_CAN_KVASER_PCI)
+        return pxt_fail(c, n, PX_E_CONFIG,
+                        "kvaser_pci is a classic CAN controller but bus \"%s\" is CAN FD; "
+                        "expected controller: ctucan_pci (hint: a classic controller answers FD "
+                        "frames with error frames)",
+                        bus->name);
+    return PX_OK;
+}
+
+static px_err parse_shmif(tctx *c, const tnode *item, px_topo_guest *g, uint32_t k)
+{
+    const tnode *target;
+    px_err err = item_target(c, item, "ivshmem entry", "region", shmif_keys, &target);
+    if (err)
+        return err;
+    px_topo_ref r;
+    if ((err = pxt_resolve_net(c, target, PX_TOPO_OBJ_IVSHMEM, "region", &r)))
+        return err;
+    for (uint32_t j = 0; j < k; j++)
+        if (g->shms[j].region == r.index)
+            return pxt_fail(c, target, PX_E_CONFIG,
+                            "region \"%s\" is attached twice (first at %u:%u); expected each "
+                            "region once per guest",
+                            target->str, g->shms[j].mark.line, g->shms[j].mark.col);
+    g->shms[k].region = r.index;
+    g->shms[k].mark = pxt_mark(item);
+    return PX_OK;
+}
+
+static px_err parse_cxlif(tctx *c, const tnode *item, px_topo_cxlif *ci, uint32_t guest)
+{
+    px_topo *t = c->t;
+    const tnode *target;
+    px_err err = item_target(c, item, "cxl entry", "switch", cxlif_keys, &target);
+    if (err)
+        return err;
+    px_topo_ref r;
+    if ((err = pxt_resolve_net(c, target, PX_TOPO_OBJ_CXL_SWITCH, "switch", &r)))
+        return err;
+    const px_topo_cxl_switch *sw = &t->cxl_switches[r.index];
+    ci->sw = r.index;
+    ci->mark = pxt_mark(item);
+    ci->pool = PX_TOPO_NONE;
+    ci->port_auto = true;
+    const tnode *map = item->type == TN_MAP ? item : NULL;
+    tnode *n, *lk = NULL;
+    uint64_t u;
+    if ((n = pxt_map_get(map, "port"))) {
+        if ((err = pxt_get_uint(c, n, "port", 0, sw->ports - 1, &u)))
+            return err;
+        ci->port = (uint32_t)u;
+        ci->port_auto = false;
+        uint32_t *owner = &c->cxl_port_owner[ci->sw * PX_TOPO_MAX_CXL_PORTS + ci->port];
+        if (c->real_guest && *owner) {
+            const px_topo_guest *o = &t->guests[*owner - 1];
+            px_topo_mark m = {0, 0};
+            for (uint32_t j = 0; j < o->n_cxls; j++)
+                if (o->cxls[j].sw == ci->sw && o->cxls[j].port == ci->port)
+                    m = o->cxls[j].mark;
+            return pxt_fail(c, n, PX_E_CONFIG,
+                            "port %u of cxl_switch \"%s\" is already taken by guest \"%s\" (at "
+                            "%u:%u); expected a free port 0..%u or no port: (picks one)",
+                            ci->port, sw->name, o->name, m.line, m.col, sw->ports - 1);
+        }
+        if (c->real_guest)
+            *owner = guest + 1;
+    }
+    tnode *pool = pxt_map_get(map, "pool"), *lds = pxt_map_get_key(map, "lds", &lk);
+    if (lds && !pool)
+        return pxt_fail(c, lk, PX_E_CONFIG, "lds without a pool; expected pool: NAME alongside");
+    if (!pool)
+        return PX_OK;
+    if ((err = pxt_resolve_net(c, pool, PX_TOPO_OBJ_CXL_POOL, "pool", &r)))
+        return err;
+    const px_topo_cxl_pool *p = &t->cxl_pools[r.index];
+    if (p->sw != ci->sw)
+        return pxt_fail(c, pool, PX_E_CONFIG,
+                        "pool \"%s\" belongs to cxl_switch \"%s\", not \"%s\"; expected a pool "
+                        "of switch \"%s\"",
+                        p->name, t->cxl_switches[p->sw].name, sw->name, sw->name);
+    ci->pool = r.index;
+    ci->lds = 1;
+    if (lds) {
+        if ((err = pxt_get_uint(c, lds, "lds", 1, p->n_lds, &u)))
+            return err;
+        ci->lds = (uint32_t)u;
+    }
+    if (!c->real_guest)
+        return PX_OK;
+    uint32_t *used = &c->pool_lds_used[r.index];
+    if (*used + ci->lds > p->n_lds)
+        return pxt_fail(c, lds ? lds : pool, PX_E_CONFIG,
+                        "cxl_pool \"%s\" has %u LDs but guests bind %u at start; expected at "
+                        "most %u in total",
+                        p->name, p->n_lds, *used + ci->lds, p->n_lds);
+    *used += ci->lds;
+    return PX_OK;
+}
+
+px_err pxt_parse_attachments(tctx *c, px_topo_guest *g, const tnode *const *chain, const char *who)
+{
+    static const char *const lists[] = {"nics", "can", "ivshmem", "cxl"};
+    static const size_t sizes[] = {sizeof(px_topo_nic), sizeof(px_topo_canif),
+                                   sizeof(px_topo_shmif), sizeof(px_topo_cxlif)};
+    uint32_t guest = c->guest_index;
+    px_err err = PX_OK;
+    for (int l = 0; l < 4 && !err; l++) {
+        tnode *v = pxt_chain_get(chain, lists[l]);
+        if (!v)
+            continue;
+        if ((err = pxt_check_seq(c, v, lists[l], PX_TOPO_MAX_ATTACH)))
+            return err;
+        if (pxt_is_null(v) || v->n == 0)
+            continue;
+        void *arr = px_tarena_array(c->t->arena, v->n, sizes[l]);
+        if (!arr)
+            return pxt_nomem(c);
+        switch (l) {
+        case 0:
+            g->nics = arr;
+            for (uint32_t k = 0; k < v->n && !err; k++, g->n_nics++)
+                err = parse_nic(c, v->kids[k], &g->nics[k], guest);
+            break;
+        case 1:
+            g->cans = arr;
+            for (uint32_t k = 0; k < v->n && !err; k++, g->n_cans++)
+                err = parse_canif(c, v->kids[k], &g->cans[k]);
+            break;
+        case 2:
+            g->shms = arr;
+            for (uint32_t k = 0; k < v->n && !err; k++, g->n_shms++)
+                err = parse_shmif(c, v->kids[k], g, k);
+            break;
+        default:
+            g->cxls = arr;
+            for (uint32_t k = 0; k < v->n && !err; k++, g->n_cxls++)
+                err = parse_cxlif(c, v->kids[k], &g->cxls[k], guest);
+            break;
+        }
+    }
+    (void)who;
+    return err;
+}
