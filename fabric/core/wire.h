@@ -18,7 +18,11 @@
  *
  * Limits are named constants below and are checked on the raw bytes before
  * anything is allocated: a peer claiming a 4-billion-element array costs us
- * nothing but the rejection.
+ * nothing but the rejection. (The decoder in fact allocates nothing at all.)
+ *
+ * Body fields marked optional in docs/wire-protocol.md are left out by the
+ * encoder when zero or empty and decode as zero when absent; required ones
+ * are always written and must be present.
  */
 #ifndef PX_WIRE_H
 #define PX_WIRE_H
@@ -29,13 +33,13 @@
 
 #include "err.h"
 
-#define PX_WIRE_VERSION   1u
-#define PX_WIRE_MAX_MSG   (4u << 20) /* bytes in one encoded envelope */
-#define PX_WIRE_MAX_DEPTH 8u         /* nesting of arrays/maps, envelope = 1 */
-#define PX_WIRE_MAX_COUNT 4096u      /* elements in one array or map */
-#define PX_WIRE_MAX_STR   4096u      /* bytes in one string */
-#define PX_WIRE_MAX_BIN   (1u << 20) /* bytes in one bin */
-#define PX_WIRE_MAX_NAME  64u        /* names: node, role, feature, guest */
+#define PX_WIRE_VERSION      1u
+#define PX_WIRE_MAX_MSG      (4u << 20) /* bytes in one encoded envelope */
+#define PX_WIRE_MAX_DEPTH    8u         /* nesting of arrays/maps, envelope = 1 */
+#define PX_WIRE_MAX_COUNT    4096u      /* elements in one array or map */
+#define PX_WIRE_MAX_STR      4096u      /* bytes in one string */
+#define PX_WIRE_MAX_BIN      (1u << 20) /* bytes in one bin */
+#define PX_WIRE_MAX_NAME     64u        /* names: node, role, feature, guest */
 #define PX_WIRE_MAX_FEATURES 16u
 
 /* Message types. Values are part of the protocol: never renumber. */
@@ -47,8 +51,9 @@ typedef enum px_msg_type {
     PX_MSG_TYPE_MAX       /* one past the highest type */
 } px_msg_type;
 
-/* Borrowed views into the decoded buffer: valid as long as that buffer and
- * the decoder are; never NUL-terminated. */
+/* Borrowed views into the decoded buffer: valid as long as that buffer is;
+ * never NUL-terminated. Strings are UTF-8 without NUL bytes: the decoder
+ * rejects anything else and the encoder refuses to write it. */
 typedef struct px_str {
     const char *ptr;
     uint32_t len;
@@ -70,7 +75,7 @@ typedef struct px_envelope {
 /* ---- bodies: one struct per message type ---- */
 
 typedef struct px_msg_hello {
-    uint32_t proto_min, proto_max; /* versions the sender speaks */
+    uint32_t proto_min, proto_max; /* versions the sender speaks; 1 ≤ min ≤ max */
     px_str role;                   /* "coordinator" | "node" | "cli" */
     px_str name;                   /* ≤ PX_WIRE_MAX_NAME */
     uint32_t n_features;
@@ -84,14 +89,14 @@ typedef struct px_msg_heartbeat {
 } px_msg_heartbeat;
 
 typedef struct px_msg_error {
-    int32_t code;    /* px_err value */
-    px_str message;  /* ≤ PX_WIRE_MAX_STR */
+    int32_t code;         /* px_err value */
+    px_str message;       /* ≤ PX_WIRE_MAX_STR */
     uint64_t in_reply_to; /* seq of the failed request, 0 if none */
 } px_msg_error;
 
 typedef struct px_msg_probe {
-    uint64_t t_ns;   /* sender's CLOCK_MONOTONIC at send */
-    px_bin payload;  /* ≤ PX_WIRE_MAX_BIN */
+    uint64_t t_ns;  /* sender's CLOCK_MONOTONIC at send */
+    px_bin payload; /* ≤ PX_WIRE_MAX_BIN */
 } px_msg_probe;
 
 typedef struct px_msg {
@@ -119,7 +124,10 @@ void px_wbuf_fini(px_wbuf *b);
 /* Append one encoded envelope for `msg` (its env.type selects the body) to
  * out. On error out->len is unchanged. PX_E_TOOBIG if any field exceeds its
  * limit or the result would exceed PX_WIRE_MAX_MSG; PX_E_UNKNOWN for an
- * unknown type. Never blocks. */
+ * unknown type; PX_E_INVAL for a message no peer would accept (a string
+ * that is not UTF-8 or holds NUL, a NULL pointer with a length, a HELLO
+ * version range that is empty); PX_E_NOMEM if out cannot grow. em names the
+ * field. Never blocks; allocates only to grow out. */
 px_err px_wire_encode(px_wbuf *out, const px_msg *msg, px_errmsg *em);
 
 /* ---- decoding ---- */
@@ -128,14 +136,17 @@ px_err px_wire_encode(px_wbuf *out, const px_msg *msg, px_errmsg *em);
  * (a batch): on success *used is the size of this one, so the caller loops
  * `while (off < len) px_wire_decode(buf + off, len - off, &used, ...)`.
  * Strings and bins in *out point into buf. On any error *out is unspecified,
- * *used is 0 and em says what was wrong and at which byte offset. Every
- * limit is checked on the raw bytes before anything is allocated; what is
- * allocated afterwards is bounded by a small multiple of len and freed
- * before return. */
+ * *used is 0 and em says what was wrong and at which byte offset (counted
+ * from buf). An error ends the batch: without a valid envelope there is no
+ * trustworthy place to resume. Every limit is checked on the raw bytes;
+ * nothing is allocated. The version is checked first: PX_E_VERSION whatever
+ * the rest of the envelope looks like. Never blocks; thread-safe. */
 px_err px_wire_decode(const uint8_t *buf, size_t len, size_t *used, px_msg *out, px_errmsg *em);
 
-/* Decode only a body of the given type from a standalone msgpack map
- * (used by the fuzz targets for each body decoder, and by tests). */
+/* Decode only a body of the given type from a standalone msgpack map that
+ * fills exactly buf[0..len) (trailing bytes are PX_E_PROTO). out->env gets
+ * version and type, the rest zero. Same limits as in an envelope, the map
+ * counting as depth 2. Used by the per-body fuzz targets and the tests. */
 px_err px_wire_decode_body(uint32_t type, const uint8_t *buf, size_t len, px_msg *out,
                            px_errmsg *em);
 

@@ -1,1 +1,217 @@
-/* being written */
+/* plexus — the message registry: one field table per message type, and the
+ * generic helpers that compare and check tables.
+ *
+ * Keys are short because data-plane messages are small and frequent; they
+ * stay readable because people read hex dumps and captures. A key, once
+ * shipped, is part of the protocol: never reuse one for a different meaning.
+ * docs/wire-protocol.md lists every field; keep the two in step.
+ */
+#include "wire_table.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* ---- HELLO ---- */
+
+/* A peer announcing an empty or inverted version range cannot be negotiated
+ * with; say so at the boundary instead of in every handshake. */
+static px_err hello_check(const void *s, px_errmsg *em)
+{
+    const px_msg_hello *h = s;
+    if (h->proto_min == 0 || h->proto_min > h->proto_max)
+        return px_errmsg_set(em, PX_E_PROTO,
+                             "HELLO: version range %u..%u is empty or starts at 0 "
+                             "(pmin must be >= 1 and <= pmax)",
+                             h->proto_min, h->proto_max);
+    return PX_OK;
+}
+
+static const px_wire_field hello_fields[] = {
+    PX_WF_U32("pmin", px_msg_hello, proto_min, 1),
+    PX_WF_U32("pmax", px_msg_hello, proto_max, 1),
+    PX_WF_STR("role", px_msg_hello, role, 1, PX_WIRE_MAX_NAME),
+    PX_WF_STR("name", px_msg_hello, name, 1, PX_WIRE_MAX_NAME),
+    PX_WF_STR_ARRAY("feat", px_msg_hello, features, n_features, 0, PX_WIRE_MAX_NAME),
+};
+
+static const px_wire_struct hello_desc =
+    PX_WIRE_STRUCT("HELLO", px_msg_hello, hello_fields, hello_check);
+
+/* ---- HEARTBEAT ---- */
+
+static const px_wire_field heartbeat_fields[] = {
+    PX_WF_U64("up", px_msg_heartbeat, uptime_ms, 1),
+    PX_WF_U32("guests", px_msg_heartbeat, n_guests, 1),
+    PX_WF_U32("load", px_msg_heartbeat, load_permille, 1),
+};
+
+static const px_wire_struct heartbeat_desc =
+    PX_WIRE_STRUCT("HEARTBEAT", px_msg_heartbeat, heartbeat_fields, NULL);
+
+/* ---- ERROR ---- */
+
+static const px_wire_field error_fields[] = {
+    PX_WF_I32("code", px_msg_error, code, 1),
+    PX_WF_STR("msg", px_msg_error, message, 1, PX_WIRE_MAX_STR),
+    PX_WF_U64("re", px_msg_error, in_reply_to, 0),
+};
+
+static const px_wire_struct error_desc = PX_WIRE_STRUCT("ERROR", px_msg_error, error_fields, NULL);
+
+/* ---- PROBE ---- */
+
+static const px_wire_field probe_fields[] = {
+    PX_WF_U64("t", px_msg_probe, t_ns, 1),
+    PX_WF_BIN("data", px_msg_probe, payload, 1, PX_WIRE_MAX_BIN),
+};
+
+static const px_wire_struct probe_desc = PX_WIRE_STRUCT("PROBE", px_msg_probe, probe_fields, NULL);
+
+/* ---- registry ---- */
+
+static const px_wire_struct *const registry[PX_MSG_TYPE_MAX] = {
+    [PX_MSG_HELLO] = &hello_desc,
+    [PX_MSG_HEARTBEAT] = &heartbeat_desc,
+    [PX_MSG_ERROR] = &error_desc,
+    [PX_MSG_PROBE] = &probe_desc,
+};
+
+const px_wire_struct *px_wire_body_desc(uint32_t type)
+{
+    if (type >= PX_MSG_TYPE_MAX)
+        return NULL;
+    return registry[type];
+}
+
+const char *px_msg_type_name(uint32_t type)
+{
+    const px_wire_struct *d = px_wire_body_desc(type);
+    return d ? d->name : NULL;
+}
+
+/* ---- table support: equality and self-check ---- */
+
+bool px_wire_struct_eq(const px_wire_struct *d, const void *a, const void *b)
+{
+    for (uint32_t i = 0; i < d->n_fields; i++) {
+        const px_wire_field *f = &d->fields[i];
+        switch ((px_wf_kind)f->kind) {
+        case PX_WF_U32:
+            if (*PX_WF_CPTR(a, f, uint32_t) != *PX_WF_CPTR(b, f, uint32_t))
+                return false;
+            break;
+        case PX_WF_U64:
+            if (*PX_WF_CPTR(a, f, uint64_t) != *PX_WF_CPTR(b, f, uint64_t))
+                return false;
+            break;
+        case PX_WF_I32:
+            if (*PX_WF_CPTR(a, f, int32_t) != *PX_WF_CPTR(b, f, int32_t))
+                return false;
+            break;
+        case PX_WF_STR: {
+            px_str x = *PX_WF_CPTR(a, f, px_str), y = *PX_WF_CPTR(b, f, px_str);
+            if (x.len != y.len || (x.len && memcmp(x.ptr, y.ptr, x.len)))
+                return false;
+            break;
+        }
+        case PX_WF_BIN: {
+            px_bin x = *PX_WF_CPTR(a, f, px_bin), y = *PX_WF_CPTR(b, f, px_bin);
+            if (x.len != y.len || (x.len && memcmp(x.ptr, y.ptr, x.len)))
+                return false;
+            break;
+        }
+        case PX_WF_STR_ARRAY:
+        case PX_WF_STRUCT_ARRAY: {
+            uint32_t n = PX_WF_CCOUNT(a, f);
+            if (n != PX_WF_CCOUNT(b, f) || n > f->max_count)
+                return false;
+            for (uint32_t k = 0; k < n; k++) {
+                if (f->kind == PX_WF_STR_ARRAY) {
+                    px_str x = PX_WF_CPTR(a, f, px_str)[k], y = PX_WF_CPTR(b, f, px_str)[k];
+                    if (x.len != y.len || (x.len && memcmp(x.ptr, y.ptr, x.len)))
+                        return false;
+                } else {
+                    size_t o = f->off + (size_t)k * f->elem_size;
+                    if (!px_wire_struct_eq(f->sub, (const uint8_t *)a + o, (const uint8_t *)b + o))
+                        return false;
+                }
+            }
+            break;
+        }
+        }
+    }
+    return true;
+}
+
+static bool field_bad(const px_wire_struct *d, uint32_t i, const char *why, px_errmsg *em)
+{
+    const char *key = d->fields[i].key;
+    px_errmsg_set(em, PX_E_INVAL, "%s: field %u (\"%s\") in the wire table: %s", d->name, i,
+                  key ? key : "?", why);
+    return false;
+}
+
+/* `depth` is the nesting of d's own map (a body's map sits at 2). */
+static bool table_ok_at(const px_wire_struct *d, unsigned depth, px_errmsg *em)
+{
+    if (!d->name || d->n_fields > PX_WIRE_MAX_FIELDS || (d->n_fields && !d->fields)) {
+        px_errmsg_set(em, PX_E_INVAL, "%s: bad table header (name, fields, n_fields ≤ %u)",
+                      d->name ? d->name : "?", PX_WIRE_MAX_FIELDS);
+        return false;
+    }
+    if (depth > PX_WIRE_MAX_DEPTH) {
+        px_errmsg_set(em, PX_E_INVAL, "%s: nests %u deep; PX_WIRE_MAX_DEPTH is %u", d->name, depth,
+                      PX_WIRE_MAX_DEPTH);
+        return false;
+    }
+    for (uint32_t i = 0; i < d->n_fields; i++) {
+        const px_wire_field *f = &d->fields[i];
+        if (!f->key || f->key_len == 0 || f->key_len > 32 || strlen(f->key) != f->key_len)
+            return field_bad(d, i, "key missing, empty, longer than 32 or key_len wrong", em);
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp(d->fields[j].key, f->key) == 0)
+                return field_bad(d, i, "duplicate key", em);
+        size_t vsize;
+        bool array = f->kind == PX_WF_STR_ARRAY || f->kind == PX_WF_STRUCT_ARRAY;
+        switch ((px_wf_kind)f->kind) {
+        case PX_WF_U32:
+        case PX_WF_I32:
+            vsize = 4;
+            break;
+        case PX_WF_U64:
+            vsize = 8;
+            break;
+        case PX_WF_STR:
+        case PX_WF_STR_ARRAY:
+            if (f->max_len > PX_WIRE_MAX_STR)
+                return field_bad(d, i, "max_len above PX_WIRE_MAX_STR", em);
+            vsize = sizeof(px_str) * (array ? f->max_count : 1);
+            break;
+        case PX_WF_BIN:
+            if (f->max_len > PX_WIRE_MAX_BIN)
+                return field_bad(d, i, "max_len above PX_WIRE_MAX_BIN", em);
+            vsize = sizeof(px_bin);
+            break;
+        case PX_WF_STRUCT_ARRAY:
+            if (!f->sub || f->sub->size != f->elem_size)
+                return field_bad(d, i, "sub-struct missing or of another size", em);
+            if (!table_ok_at(f->sub, depth + 2, em))
+                return false;
+            vsize = (size_t)f->elem_size * f->max_count;
+            break;
+        default:
+            return field_bad(d, i, "unknown kind", em);
+        }
+        if (array && (f->max_count > PX_WIRE_MAX_COUNT || depth + 1 > PX_WIRE_MAX_DEPTH ||
+                      f->count_off + sizeof(uint32_t) > d->size))
+            return field_bad(d, i, "capacity, depth or count offset out of range", em);
+        if (f->off + vsize > d->size)
+            return field_bad(d, i, "lies outside the struct", em);
+    }
+    return true;
+}
+
+bool px_wire_table_ok(const px_wire_struct *d, px_errmsg *em)
+{
+    return d && table_ok_at(d, 2, em);
+}
