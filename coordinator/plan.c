@@ -6,12 +6,12 @@
 
 #define MIB (1024ull * 1024ull)
 
-static uint32_t count_nets(const px_topo *t)
+uint32_t px_plan_net_count(const px_topo *t)
 {
     return t->n_can_buses + t->n_eth_segments + t->n_ivshmem + t->n_cxl_switches;
 }
 
-static void list_nets(const px_topo *t, px_topo_ref *nets, uint32_t *weight)
+void px_plan_list_nets(const px_topo *t, px_topo_ref *nets, uint32_t *weight)
 {
     uint32_t k = 0;
     for (uint32_t i = 0; i < t->n_can_buses; i++) {
@@ -133,7 +133,7 @@ px_err px_lab_plan_make(const px_topo *t, const px_plan_host *avail, uint32_t n_
     if (err)
         goto fail;
 
-    uint32_t G = t->n_guests, N = count_nets(t);
+    uint32_t G = t->n_guests, N = px_plan_net_count(t);
     p->n_guests = G;
     p->n_nets = N;
     p->guest_host = calloc(G + 1, sizeof(uint32_t));
@@ -153,7 +153,7 @@ px_err px_lab_plan_make(const px_topo *t, const px_plan_host *avail, uint32_t n_
         !p->net_members || !pg || !ph || !pn || !members || !co || !anti)
         goto out;
 
-    list_nets(t, p->nets, p->net_weight);
+    px_plan_list_nets(t, p->nets, p->net_weight);
     for (uint32_t g = 0; g < G; g++)
         pg[g] = (px_place_guest){.name = t->guests[g].name,
                                  .cpus = t->guests[g].cpus,

@@ -51,6 +51,11 @@ px_err px_lab_plan_make(const px_topo *t, const px_plan_host *avail, uint32_t n_
 
 void px_lab_plan_fini(px_lab_plan *p);
 
+/* The nets of t in plan order (CAN buses, segments, regions, CXL switches)
+ * and their weights; nets and weight hold px_plan_net_count(t) entries. */
+uint32_t px_plan_net_count(const px_topo *t);
+void px_plan_list_nets(const px_topo *t, px_topo_ref *nets, uint32_t *weight);
+
 /* Simulated equal hosts "host1".."hostN" sharing this machine's resources
  * (for `plexus plan --hosts N` and local mode without a hosts: section). */
 void px_plan_sim_hosts(uint32_t n, uint32_t cpus_each, uint64_t mem_mb_each, px_plan_host *out);

@@ -16,9 +16,18 @@
 enum { PX_EXIT_OK = 0, PX_EXIT_FAIL = 1, PX_EXIT_USAGE = 2 };
 
 typedef struct px_cli {
-    bool json;        /* --json: machine-readable output on stdout */
-    const char *prog; /* argv[0] basename, for messages */
+    bool json;                   /* --json: machine-readable output on stdout */
+    const char *prog;            /* argv[0] basename, for messages */
+    const char *coordinator;     /* --coordinator ENDPOINT */
+    const char *coordinator_key; /* --coordinator-key KEY|FILE */
+    const char *key;             /* --key FILE: this CLI's key pair */
 } px_cli;
+
+struct px_ctl_target;
+/* Which coordinator to talk to: flags, then environment, then the local lab
+ * named `lab` (or the only local lab when lab is NULL). Prints the error
+ * with a hint and returns PX_EXIT_FAIL when there is none. */
+int px_cli_target(const px_cli *cli, const char *cmd, const char *lab, struct px_ctl_target *t);
 
 typedef struct px_cli_cmd {
     const char *name;
@@ -46,5 +55,9 @@ extern const px_cli_cmd px_cmd_version;
 extern const px_cli_cmd px_cmd_keys;
 extern const px_cli_cmd px_cmd_validate;
 extern const px_cli_cmd px_cmd_plan;
+extern const px_cli_cmd px_cmd_up;
+extern const px_cli_cmd px_cmd_down;
+extern const px_cli_cmd px_cmd_status;
+extern const px_cli_cmd px_cmd_nodes;
 
 #endif

@@ -4,13 +4,13 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ctl.h"
+#include "local.h"
 #include "fabric/core/log.h"
 
 static const px_cli_cmd *const commands[] = {
-    &px_cmd_validate,
-    &px_cmd_plan,
-    &px_cmd_keys,
-    &px_cmd_version,
+    &px_cmd_validate, &px_cmd_plan,  &px_cmd_up,   &px_cmd_down,
+    &px_cmd_status,   &px_cmd_nodes, &px_cmd_keys, &px_cmd_version,
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -78,6 +78,35 @@ void px_cli_json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+int px_cli_target(const px_cli *cli, const char *cmd, const char *lab, px_ctl_target *t)
+{
+    px_errmsg em = {{0}};
+    px_err err = px_ctl_target_from_env(cli->coordinator, cli->coordinator_key, cli->key, t, &em);
+    if (err == PX_OK)
+        return PX_EXIT_OK;
+    if (err != PX_E_NOTFOUND)
+        return px_cli_fail(cli, cmd, NULL, "%s", em.text);
+    char labs[16][64];
+    const char *name = lab;
+    if (!name) {
+        uint32_t n = px_local_list(labs, 16);
+        if (n == 0)
+            return px_cli_fail(cli, cmd,
+                               "start a lab with 'plexus up FILE --local', or name a "
+                               "coordinator with --coordinator and --coordinator-key",
+                               "no coordinator: none given and no local lab is running");
+        if (n > 1)
+            return px_cli_fail(cli, cmd, "name the lab", "%u local labs are running", n);
+        name = labs[0];
+    }
+    px_local l;
+    err = px_local_load(name, &l, &em);
+    if (err)
+        return px_cli_fail(cli, cmd, "'plexus status' lists what runs", "%s", em.text);
+    *t = l.target;
+    return PX_EXIT_OK;
+}
+
 static void print_main_help(FILE *f)
 {
     fputs("usage: plexus [--json] [--log-level LEVEL] COMMAND [ARGS...]\n"
@@ -93,6 +122,11 @@ static void print_main_help(FILE *f)
           "global options:\n"
           "  --json              machine-readable output (status-like commands)\n"
           "  --log-level LEVEL   debug | info | warn | error | off (default warn)\n"
+          "  --coordinator EP    coordinator endpoint (else $PLEXUS_COORDINATOR, else\n"
+          "                      the local lab started with 'plexus up --local')\n"
+          "  --coordinator-key K its public key or key file ($PLEXUS_COORDINATOR_KEY)\n"
+          "  --key FILE          this CLI's key pair ($PLEXUS_KEY, else\n"
+          "                      ~/.config/plexus/keys/cli.key)\n"
           "  -h, --help          this text; 'plexus COMMAND --help' for a command\n"
           "\n"
           "exit status: 0 success, 1 the operation failed, 2 bad usage.\n",
@@ -110,6 +144,12 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
             if (px_log_level_parse(argv[++i], &level) != PX_OK)
                 return px_cli_usage(&cli, "--log-level", "unknown level '%s'", argv[i]);
+        } else if (strcmp(argv[i], "--coordinator") == 0 && i + 1 < argc) {
+            cli.coordinator = argv[++i];
+        } else if (strcmp(argv[i], "--coordinator-key") == 0 && i + 1 < argc) {
+            cli.coordinator_key = argv[++i];
+        } else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
+            cli.key = argv[++i];
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             print_main_help(stdout);
             return PX_EXIT_OK;

@@ -48,6 +48,12 @@ typedef enum px_msg_type {
     PX_MSG_HEARTBEAT = 2, /* liveness and load */
     PX_MSG_ERROR = 3,     /* a request failed or a peer misbehaved */
     PX_MSG_PROBE = 4,     /* timestamped payload: tests, benches, latency checks */
+    PX_MSG_REGISTER = 5,  /* node -> coordinator: capacity, features, labs it runs */
+    PX_MSG_REGISTERED = 6, /* coordinator -> node: its id and heartbeat period */
+    PX_MSG_PLAN = 7,      /* coordinator -> node: one lab's work for this node */
+    PX_MSG_STATUS = 8,    /* node -> coordinator: outcome of a plan */
+    PX_MSG_REQUEST = 9,   /* CLI -> coordinator: up, down, status, nodes */
+    PX_MSG_REPLY = 10,    /* coordinator -> CLI */
     PX_MSG_TYPE_MAX       /* one past the highest type */
 } px_msg_type;
 
@@ -99,6 +105,118 @@ typedef struct px_msg_probe {
     px_bin payload; /* ≤ PX_WIRE_MAX_BIN */
 } px_msg_probe;
 
+/* ---- control plane (coordinator <-> node <-> CLI); docs/control-plane.md ---- */
+
+#define PX_WIRE_MAX_LABS  64u   /* labs in one REGISTER or REPLY */
+#define PX_WIRE_MAX_PEERS 64u   /* nodes in one PLAN or REPLY */
+#define PX_WIRE_MAX_ROWS  1024u /* guests or nets in one PLAN, STATUS or REPLY */
+#define PX_WIRE_MAX_TOPO  (1u << 20) /* bytes of topology text in PLAN / REQUEST */
+#define PX_WIRE_MAX_ENDPOINT 256u
+
+typedef struct px_lab_epoch {
+    px_str lab;
+    uint64_t epoch;
+} px_lab_epoch;
+
+typedef struct px_msg_register { /* node -> coordinator, after HELLO */
+    px_str name;
+    uint32_t cpus;
+    uint64_t mem_mb;
+    uint32_t n_features;
+    px_str features[PX_WIRE_MAX_FEATURES];
+    px_str data_endpoint; /* where other nodes reach this node's data plane */
+    px_str data_key;      /* Z85 public key of that data plane */
+    uint32_t n_labs;      /* labs the node still runs (re-attach after restarts) */
+    px_lab_epoch labs[PX_WIRE_MAX_LABS];
+} px_msg_register;
+
+typedef struct px_msg_registered { /* coordinator -> node */
+    uint32_t node_id;
+    uint32_t heartbeat_ms; /* send HEARTBEAT at least this often */
+} px_msg_registered;
+
+typedef struct px_plan_net {
+    px_str name;
+    px_str home;     /* node that is the net's authority */
+    uint64_t object; /* object id used in envelopes about this net */
+} px_plan_net;
+
+typedef struct px_plan_peer {
+    px_str name;
+    px_str endpoint;
+    px_str key;
+} px_plan_peer;
+
+typedef struct px_msg_plan { /* coordinator -> node: one per node per phase */
+    px_str lab;
+    uint64_t epoch;
+    px_str op;       /* "apply" | "teardown" */
+    px_bin topology; /* the lab's YAML text (apply only) */
+    uint32_t n_guests;
+    px_str guests[PX_WIRE_MAX_ROWS]; /* guests this node runs */
+    uint32_t n_nets;
+    px_plan_net nets[PX_WIRE_MAX_ROWS]; /* nets this node takes part in */
+    uint32_t n_peers;
+    px_plan_peer peers[PX_WIRE_MAX_PEERS]; /* data-plane directory */
+} px_msg_plan;
+
+typedef struct px_guest_row {
+    px_str name;
+    px_str lab;
+    px_str host;
+    px_str state;  /* "planned" | "starting" | "running" | "stopped" | "failed" ... */
+    px_str detail; /* why, for failed and stopped */
+} px_guest_row;
+
+typedef struct px_msg_status { /* node -> coordinator: result of a PLAN */
+    px_str lab;
+    uint64_t epoch;
+    px_str state;   /* "applied" | "failed" | "removed" */
+    px_str message; /* for failed */
+    uint32_t n_guests;
+    px_guest_row guests[PX_WIRE_MAX_ROWS];
+} px_msg_status;
+
+typedef struct px_msg_request { /* CLI -> coordinator */
+    px_str op;       /* "up" | "down" | "status" | "nodes" */
+    px_str lab;      /* up: the lab name from the file; down/status: optional filter */
+    px_bin topology; /* up: the YAML text */
+    px_str source;   /* up: file name, for messages */
+    px_str policy;   /* up: on node loss, "reschedule" (default) | "stop" */
+} px_msg_request;
+
+typedef struct px_lab_row {
+    px_str name;
+    px_str state; /* "deploying" | "running" | "degraded" | "failed" | "stopping" */
+    uint64_t epoch;
+    uint32_t guests;
+    px_str policy;
+    px_str message;
+} px_lab_row;
+
+typedef struct px_node_row {
+    px_str name;
+    px_str state; /* "up" | "lost" | "unknown" (not seen since a coordinator restart) */
+    px_str endpoint;
+    uint32_t cpus;
+    uint64_t mem_mb;
+    uint32_t guests;
+    uint64_t seen_ms_ago;
+    uint32_t n_features;
+    px_str features[PX_WIRE_MAX_FEATURES];
+} px_node_row;
+
+typedef struct px_msg_reply { /* coordinator -> CLI, envelope seq = request's */
+    int32_t code;   /* px_err */
+    px_str message; /* what happened, or what went wrong and a hint */
+    uint32_t n_labs;
+    px_lab_row labs[PX_WIRE_MAX_LABS];
+    uint32_t n_nodes;
+    px_node_row nodes[PX_WIRE_MAX_PEERS];
+    uint32_t n_guests;
+    px_guest_row guests[PX_WIRE_MAX_ROWS];
+} px_msg_reply;
+
 typedef struct px_msg {
     px_envelope env;
     union {
@@ -106,6 +224,12 @@ typedef struct px_msg {
         px_msg_heartbeat heartbeat;
         px_msg_error error;
         px_msg_probe probe;
+        px_msg_register reg;
+        px_msg_registered registered;
+        px_msg_plan plan;
+        px_msg_status status;
+        px_msg_request request;
+        px_msg_reply reply;
     } body;
 } px_msg;
 

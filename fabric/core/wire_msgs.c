@@ -67,13 +67,140 @@ static const px_wire_field probe_fields[] = {
 
 static const px_wire_struct probe_desc = PX_WIRE_STRUCT("PROBE", px_msg_probe, probe_fields, NULL);
 
+/* ---- control plane: docs/control-plane.md ---- */
+
+#define NAME PX_WIRE_MAX_NAME
+#define TEXT PX_WIRE_MAX_STR
+#define EP   PX_WIRE_MAX_ENDPOINT
+
+static const px_wire_field lab_epoch_fields[] = {
+    PX_WF_STR("lab", px_lab_epoch, lab, 1, NAME),
+    PX_WF_U64("epoch", px_lab_epoch, epoch, 1),
+};
+static const px_wire_struct lab_epoch_desc =
+    PX_WIRE_STRUCT("LAB_EPOCH", px_lab_epoch, lab_epoch_fields, NULL);
+
+static const px_wire_field register_fields[] = {
+    PX_WF_STR("name", px_msg_register, name, 1, NAME),
+    PX_WF_U32("cpus", px_msg_register, cpus, 1),
+    PX_WF_U64("mem", px_msg_register, mem_mb, 1),
+    PX_WF_STR_ARRAY("feat", px_msg_register, features, n_features, 0, NAME),
+    PX_WF_STR("data", px_msg_register, data_endpoint, 1, EP),
+    PX_WF_STR("dkey", px_msg_register, data_key, 1, NAME),
+    PX_WF_STRUCT_ARRAY("labs", px_msg_register, labs, n_labs, 0, px_lab_epoch, &lab_epoch_desc),
+};
+static const px_wire_struct register_desc =
+    PX_WIRE_STRUCT("REGISTER", px_msg_register, register_fields, NULL);
+
+static const px_wire_field registered_fields[] = {
+    PX_WF_U32("id", px_msg_registered, node_id, 1),
+    PX_WF_U32("hb", px_msg_registered, heartbeat_ms, 1),
+};
+static const px_wire_struct registered_desc =
+    PX_WIRE_STRUCT("REGISTERED", px_msg_registered, registered_fields, NULL);
+
+static const px_wire_field plan_net_fields[] = {
+    PX_WF_STR("name", px_plan_net, name, 1, NAME),
+    PX_WF_STR("home", px_plan_net, home, 1, NAME),
+    PX_WF_U64("obj", px_plan_net, object, 1),
+};
+static const px_wire_struct plan_net_desc =
+    PX_WIRE_STRUCT("PLAN_NET", px_plan_net, plan_net_fields, NULL);
+
+static const px_wire_field plan_peer_fields[] = {
+    PX_WF_STR("name", px_plan_peer, name, 1, NAME),
+    PX_WF_STR("ep", px_plan_peer, endpoint, 1, EP),
+    PX_WF_STR("key", px_plan_peer, key, 1, NAME),
+};
+static const px_wire_struct plan_peer_desc =
+    PX_WIRE_STRUCT("PLAN_PEER", px_plan_peer, plan_peer_fields, NULL);
+
+static const px_wire_field plan_fields[] = {
+    PX_WF_STR("lab", px_msg_plan, lab, 1, NAME),
+    PX_WF_U64("epoch", px_msg_plan, epoch, 1),
+    PX_WF_STR("op", px_msg_plan, op, 1, NAME),
+    PX_WF_BIN("topo", px_msg_plan, topology, 0, PX_WIRE_MAX_TOPO),
+    PX_WF_STR_ARRAY("g", px_msg_plan, guests, n_guests, 0, NAME),
+    PX_WF_STRUCT_ARRAY("nets", px_msg_plan, nets, n_nets, 0, px_plan_net, &plan_net_desc),
+    PX_WF_STRUCT_ARRAY("peers", px_msg_plan, peers, n_peers, 0, px_plan_peer, &plan_peer_desc),
+};
+static const px_wire_struct plan_desc = PX_WIRE_STRUCT("PLAN", px_msg_plan, plan_fields, NULL);
+
+static const px_wire_field guest_row_fields[] = {
+    PX_WF_STR("name", px_guest_row, name, 1, NAME),
+    PX_WF_STR("lab", px_guest_row, lab, 0, NAME),
+    PX_WF_STR("host", px_guest_row, host, 0, NAME),
+    PX_WF_STR("state", px_guest_row, state, 1, NAME),
+    PX_WF_STR("detail", px_guest_row, detail, 0, TEXT),
+};
+static const px_wire_struct guest_row_desc =
+    PX_WIRE_STRUCT("GUEST_ROW", px_guest_row, guest_row_fields, NULL);
+
+static const px_wire_field status_fields[] = {
+    PX_WF_STR("lab", px_msg_status, lab, 1, NAME),
+    PX_WF_U64("epoch", px_msg_status, epoch, 1),
+    PX_WF_STR("state", px_msg_status, state, 1, NAME),
+    PX_WF_STR("msg", px_msg_status, message, 0, TEXT),
+    PX_WF_STRUCT_ARRAY("g", px_msg_status, guests, n_guests, 0, px_guest_row, &guest_row_desc),
+};
+static const px_wire_struct status_desc =
+    PX_WIRE_STRUCT("STATUS", px_msg_status, status_fields, NULL);
+
+static const px_wire_field request_fields[] = {
+    PX_WF_STR("op", px_msg_request, op, 1, NAME),
+    PX_WF_STR("lab", px_msg_request, lab, 0, NAME),
+    PX_WF_BIN("topo", px_msg_request, topology, 0, PX_WIRE_MAX_TOPO),
+    PX_WF_STR("src", px_msg_request, source, 0, TEXT),
+    PX_WF_STR("policy", px_msg_request, policy, 0, NAME),
+};
+static const px_wire_struct request_desc =
+    PX_WIRE_STRUCT("REQUEST", px_msg_request, request_fields, NULL);
+
+static const px_wire_field lab_row_fields[] = {
+    PX_WF_STR("name", px_lab_row, name, 1, NAME),
+    PX_WF_STR("state", px_lab_row, state, 1, NAME),
+    PX_WF_U64("epoch", px_lab_row, epoch, 1),
+    PX_WF_U32("guests", px_lab_row, guests, 1),
+    PX_WF_STR("policy", px_lab_row, policy, 0, NAME),
+    PX_WF_STR("msg", px_lab_row, message, 0, TEXT),
+};
+static const px_wire_struct lab_row_desc =
+    PX_WIRE_STRUCT("LAB_ROW", px_lab_row, lab_row_fields, NULL);
+
+static const px_wire_field node_row_fields[] = {
+    PX_WF_STR("name", px_node_row, name, 1, NAME),
+    PX_WF_STR("state", px_node_row, state, 1, NAME),
+    PX_WF_STR("ep", px_node_row, endpoint, 0, EP),
+    PX_WF_U32("cpus", px_node_row, cpus, 1),
+    PX_WF_U64("mem", px_node_row, mem_mb, 1),
+    PX_WF_U32("guests", px_node_row, guests, 1),
+    PX_WF_U64("seen", px_node_row, seen_ms_ago, 1),
+    PX_WF_STR_ARRAY("feat", px_node_row, features, n_features, 0, NAME),
+};
+static const px_wire_struct node_row_desc =
+    PX_WIRE_STRUCT("NODE_ROW", px_node_row, node_row_fields, NULL);
+
+static const px_wire_field reply_fields[] = {
+    PX_WF_I32("code", px_msg_reply, code, 1),
+    PX_WF_STR("msg", px_msg_reply, message, 0, TEXT),
+    PX_WF_STRUCT_ARRAY("labs", px_msg_reply, labs, n_labs, 0, px_lab_row, &lab_row_desc),
+    PX_WF_STRUCT_ARRAY("nodes", px_msg_reply, nodes, n_nodes, 0, px_node_row, &node_row_desc),
+    PX_WF_STRUCT_ARRAY("g", px_msg_reply, guests, n_guests, 0, px_guest_row, &guest_row_desc),
+};
+static const px_wire_struct reply_desc = PX_WIRE_STRUCT("REPLY", px_msg_reply, reply_fields, NULL);
+
+#undef NAME
+#undef TEXT
+#undef EP
+
 /* ---- registry ---- */
 
 static const px_wire_struct *const registry[PX_MSG_TYPE_MAX] = {
-    [PX_MSG_HELLO] = &hello_desc,
-    [PX_MSG_HEARTBEAT] = &heartbeat_desc,
-    [PX_MSG_ERROR] = &error_desc,
-    [PX_MSG_PROBE] = &probe_desc,
+    [PX_MSG_HELLO] = &hello_desc,       [PX_MSG_HEARTBEAT] = &heartbeat_desc,
+    [PX_MSG_ERROR] = &error_desc,       [PX_MSG_PROBE] = &probe_desc,
+    [PX_MSG_REGISTER] = &register_desc, [PX_MSG_REGISTERED] = &registered_desc,
+    [PX_MSG_PLAN] = &plan_desc,         [PX_MSG_STATUS] = &status_desc,
+    [PX_MSG_REQUEST] = &request_desc,   [PX_MSG_REPLY] = &reply_desc,
 };
 
 const px_wire_struct *px_wire_body_desc(uint32_t type)

@@ -13,7 +13,7 @@
 
 #include "fabric/core/wire.h"
 
-#define WV_MAX 32
+#define WV_MAX 48
 
 static char wv_name_max[PX_WIRE_MAX_NAME + 1];
 static char wv_role_max[PX_WIRE_MAX_NAME + 1];
@@ -147,6 +147,86 @@ static inline size_t wire_vectors(px_msg *out, size_t max, int with_huge)
         m.body.probe.payload = (px_bin){wv_payload_max, sizeof(wv_payload_max)};
         WV_ADD(m);
     }
+    /* Control plane: a typical message of each type, arrays filled. */
+    static const char wv_topo[] = "name: lab\nnodes:\n  a: {}\n";
+    m = wv_env(PX_MSG_REGISTER, 0, 0, 1);
+    m.body.reg.name = px_str_c("host1");
+    m.body.reg.cpus = 8;
+    m.body.reg.mem_mb = (uint64_t)1 << 40;
+    m.body.reg.n_features = 2;
+    m.body.reg.features[0] = px_str_c("kvm-device");
+    m.body.reg.features[1] = px_str_c("af_can");
+    m.body.reg.data_endpoint = px_str_c("tcp://10.251.3.10:40123");
+    m.body.reg.data_key = px_str_c("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
+    m.body.reg.n_labs = 2;
+    m.body.reg.labs[0] = (px_lab_epoch){px_str_c("quickstart"), 3};
+    m.body.reg.labs[1] = (px_lab_epoch){px_str_c("can"), UINT64_MAX};
+    WV_ADD(m);
+    m = wv_env(PX_MSG_REGISTERED, 0, 0, 1);
+    m.body.registered = (px_msg_registered){.node_id = 7, .heartbeat_ms = 500};
+    WV_ADD(m);
+    m = wv_env(PX_MSG_PLAN, 0, 0, 2);
+    m.body.plan.lab = px_str_c("quickstart");
+    m.body.plan.epoch = 4;
+    m.body.plan.op = px_str_c("apply");
+    m.body.plan.topology = (px_bin){(const uint8_t *)wv_topo, sizeof(wv_topo) - 1};
+    m.body.plan.n_guests = 2;
+    m.body.plan.guests[0] = px_str_c("ecu1");
+    m.body.plan.guests[1] = px_str_c("ecu2");
+    m.body.plan.n_nets = 1;
+    m.body.plan.nets[0] = (px_plan_net){px_str_c("can0"), px_str_c("host2"), 1};
+    m.body.plan.n_peers = 1;
+    m.body.plan.peers[0] = (px_plan_peer){px_str_c("host2"), px_str_c("tcp://10.0.0.2:7700"),
+                                          px_str_c("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7")};
+    WV_ADD(m);
+    m = wv_env(PX_MSG_PLAN, 0, 0, 3);
+    m.body.plan.lab = px_str_c("quickstart");
+    m.body.plan.epoch = 5;
+    m.body.plan.op = px_str_c("teardown");
+    WV_ADD(m);
+    m = wv_env(PX_MSG_STATUS, 2, 0, 9);
+    m.body.status.lab = px_str_c("quickstart");
+    m.body.status.epoch = 4;
+    m.body.status.state = px_str_c("failed");
+    m.body.status.message = px_str_c("topology rejected on node");
+    m.body.status.n_guests = 1;
+    m.body.status.guests[0] = (px_guest_row){.name = px_str_c("ecu1"),
+                                             .host = px_str_c("host1"),
+                                             .state = px_str_c("failed"),
+                                             .detail = px_str_c("kernel not found")};
+    WV_ADD(m);
+    m = wv_env(PX_MSG_REQUEST, 0, 0, 11);
+    m.body.request = (px_msg_request){.op = px_str_c("up"),
+                                      .lab = px_str_c("quickstart"),
+                                      .topology = {(const uint8_t *)wv_topo, sizeof(wv_topo) - 1},
+                                      .source = px_str_c("configs/quickstart.yaml"),
+                                      .policy = px_str_c("stop")};
+    WV_ADD(m);
+    m = wv_env(PX_MSG_REPLY, 0, 0, 11);
+    m.body.reply.code = PX_E_NOTFOUND;
+    m.body.reply.message = px_str_c("no lab named x");
+    m.body.reply.n_labs = 1;
+    m.body.reply.labs[0] = (px_lab_row){.name = px_str_c("quickstart"),
+                                        .state = px_str_c("running"),
+                                        .epoch = 2,
+                                        .guests = 4,
+                                        .policy = px_str_c("reschedule")};
+    m.body.reply.n_nodes = 1;
+    m.body.reply.nodes[0] = (px_node_row){.name = px_str_c("host1"),
+                                          .state = px_str_c("up"),
+                                          .endpoint = px_str_c("tcp://127.0.0.1:1"),
+                                          .cpus = 8,
+                                          .mem_mb = 12000,
+                                          .guests = 2,
+                                          .seen_ms_ago = 250,
+                                          .n_features = 1,
+                                          .features = {px_str_c("rdma")}};
+    m.body.reply.n_guests = 1;
+    m.body.reply.guests[0] = (px_guest_row){.name = px_str_c("ecu1"),
+                                            .lab = px_str_c("quickstart"),
+                                            .host = px_str_c("host1"),
+                                            .state = px_str_c("defined")};
+    WV_ADD(m);
 #undef WV_ADD
     return n;
 }

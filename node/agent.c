@@ -1,0 +1,483 @@
+/* plexus-node agent. See agent.h. */
+#include "agent.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "coordinator/topology.h"
+#include "fabric/core/fsutil.h"
+#include "fabric/core/log.h"
+
+#ifndef PF_CAN
+#define PF_CAN 29
+#endif
+
+static void copy_str(char *dst, size_t cap, px_str s)
+{
+    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    memcpy(dst, s.ptr, n);
+    dst[n] = '\0';
+}
+
+/* What this host can do, as reported to the coordinator. "kvm-device" only
+ * says /dev/kvm opens; whether guests boot under KVM is probed by the guest
+ * runtime before it picks kvm. */
+static void detect_features(px_node *n)
+{
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        snprintf(n->features[n->n_features++], sizeof(n->features[0]), "kvm-device");
+    }
+    int s = socket(PF_CAN, SOCK_RAW, 1 /* CAN_RAW */);
+    if (s >= 0) {
+        close(s);
+        snprintf(n->features[n->n_features++], sizeof(n->features[0]), "af_can");
+    }
+    DIR *d = opendir("/sys/class/infiniband");
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.') {
+                snprintf(n->features[n->n_features++], sizeof(n->features[0]), "rdma");
+                break;
+            }
+        closedir(d);
+    }
+}
+
+static void send_msg(px_node *n, px_msg *m)
+{
+    px_errmsg em = {{0}};
+    if (!m->env.seq)
+        m->env.seq = ++n->seq;
+    m->env.sender = n->node_id;
+    px_wbuf_reset(&n->out);
+    px_err err = px_wire_encode(&n->out, m, &em);
+    if (!err)
+        err = px_chan_send(n->ctl, NULL, n->out.data, n->out.len);
+    if (err)
+        PX_WARN("node", "cannot send to coordinator", "type=%s err=%s detail=\"%s\"",
+                px_msg_type_name(m->env.type), px_errname(err), em.text);
+}
+
+static void send_register(px_node *n)
+{
+    px_msg *m = n->scratch;
+    memset(m, 0, sizeof(m->env) + sizeof(m->body.hello));
+    m->env.type = PX_MSG_HELLO;
+    m->body.hello = (px_msg_hello){.proto_min = PX_WIRE_VERSION,
+                                   .proto_max = PX_WIRE_VERSION,
+                                   .role = px_str_c("node"),
+                                   .name = px_str_c(n->name)};
+    send_msg(n, m);
+
+    memset(m, 0, sizeof(m->env) + sizeof(m->body.reg));
+    m->env.type = PX_MSG_REGISTER;
+    px_msg_register *r = &m->body.reg;
+    r->name = px_str_c(n->name);
+    r->cpus = n->cpus;
+    r->mem_mb = n->mem_mb;
+    for (uint32_t i = 0; i < n->n_features; i++)
+        r->features[r->n_features++] = px_str_c(n->features[i]);
+    r->data_endpoint = px_str_c(px_chan_endpoint(n->data));
+    r->data_key = px_str_c(n->opts.key.public_z85);
+    for (uint32_t i = 0; i < n->n_labs && i < PX_WIRE_MAX_LABS; i++)
+        r->labs[r->n_labs++] =
+            (px_lab_epoch){.lab = px_str_c(n->labs[i]->name), .epoch = n->labs[i]->epoch};
+    send_msg(n, m);
+    PX_INFO("node", "registering", "node=%s coordinator=%s labs=%u", n->name, n->opts.coordinator,
+            n->n_labs);
+}
+
+static void send_status(px_node *n, const char *lab, uint64_t epoch, const char *state,
+                        const char *message, const px_node_lab *l)
+{
+    px_msg *m = n->scratch;
+    memset(m, 0, sizeof(m->env) + sizeof(m->body.status));
+    m->env.type = PX_MSG_STATUS;
+    px_msg_status *st = &m->body.status;
+    st->lab = px_str_c(lab);
+    st->epoch = epoch;
+    st->state = px_str_c(state);
+    st->message = px_str_c(message ? message : "");
+    for (uint32_t i = 0; l && i < l->n_guests && st->n_guests < PX_WIRE_MAX_ROWS; i++)
+        st->guests[st->n_guests++] = (px_guest_row){.name = px_str_c(l->guests[i].name),
+                                                    .lab = px_str_c(l->name),
+                                                    .host = px_str_c(n->name),
+                                                    .state = px_str_c(l->guests[i].state),
+                                                    .detail = px_str_c(l->guests[i].detail)};
+    send_msg(n, m);
+}
+
+static px_node_lab *lab_find(px_node *n, const char *name, uint32_t *idx)
+{
+    for (uint32_t i = 0; i < n->n_labs; i++)
+        if (strcmp(n->labs[i]->name, name) == 0) {
+            if (idx)
+                *idx = i;
+            return n->labs[i];
+        }
+    return NULL;
+}
+
+static void rm_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            char sub[4096];
+            snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+            struct stat st;
+            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+                rm_tree(sub);
+            else
+                unlink(sub);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+static void lab_drop(px_node *n, uint32_t idx)
+{
+    px_node_lab *l = n->labs[idx];
+    rm_tree(l->dir);
+    free(l->guests);
+    free(l);
+    n->labs[idx] = n->labs[--n->n_labs];
+}
+
+/* A lab name becomes a directory name: it was validated by the topology
+ * loader on the coordinator, but a node trusts no peer with its file system. */
+static bool safe_name(const char *s)
+{
+    if (!*s || *s == '.')
+        return false;
+    for (; *s; s++)
+        if (*s == '/' || (unsigned char)*s < 0x20)
+            return false;
+    return true;
+}
+
+static void apply_plan(px_node *n, const px_msg_plan *p)
+{
+    char lab[64], op[16], err_text[600];
+    px_errmsg em = {{0}};
+    copy_str(lab, sizeof(lab), p->lab);
+    copy_str(op, sizeof(op), p->op);
+    if (!safe_name(lab)) {
+        PX_WARN("node", "plan refused", "reason=\"unsafe lab name\"");
+        return;
+    }
+    uint32_t idx;
+    px_node_lab *l = lab_find(n, lab, &idx);
+    if (strcmp(op, "teardown") == 0) {
+        if (l)
+            lab_drop(n, idx);
+        PX_INFO("node", "lab removed", "lab=%s epoch=%llu", lab, (unsigned long long)p->epoch);
+        send_status(n, lab, p->epoch, "removed", NULL, NULL);
+        return;
+    }
+    if (l && l->epoch == p->epoch && strcmp(op, "apply") == 0) {
+        /* The same plan again (a coordinator re-attaching after a restart):
+         * nothing to change, report what runs. */
+        send_status(n, lab, p->epoch, "applied", NULL, l);
+        return;
+    }
+    if (strcmp(op, "apply") != 0) {
+        snprintf(err_text, sizeof(err_text), "unknown plan op '%s'", op);
+        send_status(n, lab, p->epoch, "failed", err_text, NULL);
+        return;
+    }
+    /* The node reads the topology itself: the plan names only which guests
+     * and nets are its own. */
+    px_topo *t = NULL;
+    if (px_topo_load_buffer(lab, (const char *)p->topology.ptr, p->topology.len, &t, &em)) {
+        snprintf(err_text, sizeof(err_text), "topology rejected on node: %s", em.text);
+        send_status(n, lab, p->epoch, "failed", err_text, NULL);
+        return;
+    }
+    px_node_lab *nl = calloc(1, sizeof(*nl));
+    px_node_guest *guests = calloc(p->n_guests + 1, sizeof(*guests));
+    if (!nl || !guests) {
+        free(nl);
+        free(guests);
+        px_topo_free(t);
+        send_status(n, lab, p->epoch, "failed", "out of memory", NULL);
+        return;
+    }
+    snprintf(nl->name, sizeof(nl->name), "%s", lab);
+    nl->epoch = p->epoch;
+    snprintf(nl->dir, sizeof(nl->dir), "%s/%s", n->runtime, lab);
+    for (uint32_t i = 0; i < p->n_guests; i++) {
+        px_node_guest *g = &guests[nl->n_guests++];
+        copy_str(g->name, sizeof(g->name), p->guests[i]);
+        if (px_topo_find_guest(t, g->name) == PX_TOPO_NONE) {
+            snprintf(g->state, sizeof(g->state), "failed");
+            snprintf(g->detail, sizeof(g->detail), "not in the lab's topology");
+        } else {
+            snprintf(g->state, sizeof(g->state), "defined");
+        }
+    }
+    nl->guests = guests;
+    px_topo_free(t);
+    if (px_mkdir_p(nl->dir, 0700, &em) != PX_OK) {
+        send_status(n, lab, p->epoch, "failed", em.text, NULL);
+        free(nl->guests);
+        free(nl);
+        return;
+    }
+    /* Peers named in the plan may connect to our data plane. */
+    for (uint32_t i = 0; i < p->n_peers; i++) {
+        char key[PX_KEY_Z85_LEN + 1];
+        copy_str(key, sizeof(key), p->peers[i].key);
+        if (px_key_valid(key))
+            px_transport_allow(n->tp, key);
+    }
+    if (l) { /* a new epoch replaces the old one */
+        free(l->guests);
+        *l = *nl;
+        free(nl);
+        nl = l;
+    } else if (n->n_labs < PX_NODE_MAX_LABS) {
+        n->labs[n->n_labs++] = nl;
+    } else {
+        free(nl->guests);
+        free(nl);
+        send_status(n, lab, p->epoch, "failed", "too many labs on this node", NULL);
+        return;
+    }
+    PX_INFO("node", "plan applied", "lab=%s epoch=%llu guests=%u nets=%u peers=%u", lab,
+            (unsigned long long)p->epoch, nl->n_guests, p->n_nets, p->n_peers);
+    send_status(n, lab, p->epoch, "applied", NULL, nl);
+}
+
+static void dispatch(px_node *n, const px_msg *m)
+{
+    switch (m->env.type) {
+    case PX_MSG_HELLO:
+        break;
+    case PX_MSG_REGISTERED:
+        n->registered = true;
+        n->node_id = m->body.registered.node_id;
+        n->hb_ms = m->body.registered.heartbeat_ms ? m->body.registered.heartbeat_ms : 1000;
+        PX_INFO("node", "registered", "node=%s id=%u heartbeat_ms=%u", n->name, n->node_id,
+                n->hb_ms);
+        break;
+    case PX_MSG_PLAN:
+        apply_plan(n, &m->body.plan);
+        break;
+    case PX_MSG_ERROR:
+        PX_WARN("node", "coordinator reported an error", "code=%s msg=\"%.*s\"",
+                px_errname((px_err)m->body.error.code), (int)m->body.error.message.len,
+                m->body.error.message.ptr);
+        if (m->body.error.code == PX_E_NOTFOUND || m->body.error.code == PX_E_PROTO)
+            send_register(n);
+        break;
+    default:
+        PX_WARN("node", "unexpected message from coordinator", "type=%u", m->env.type);
+    }
+}
+
+static void heartbeat(uv_timer_t *t);
+
+static void on_ctl_recv(px_chan *ch, const px_peer *from, const uint8_t *data, size_t len, void *ud)
+{
+    (void)ch;
+    (void)from;
+    px_node *n = ud;
+    size_t off = 0;
+    while (off < len) {
+        size_t used;
+        px_errmsg em = {{0}};
+        px_msg *m = malloc(sizeof(*m));
+        if (!m)
+            return;
+        px_err err = px_wire_decode(data + off, len - off, &used, m, &em);
+        if (err) {
+            PX_WARN("node", "bad message from coordinator", "err=%s detail=\"%s\"", px_errname(err),
+                    em.text);
+            free(m);
+            return;
+        }
+        bool was = n->registered;
+        dispatch(n, m);
+        free(m);
+        if (!was && n->registered)
+            uv_timer_start(&n->hb, heartbeat, n->hb_ms, n->hb_ms);
+        off += used;
+    }
+}
+
+static void on_ctl_event(px_chan *ch, px_chan_event ev, void *ud)
+{
+    (void)ch;
+    px_node *n = ud;
+    switch (ev) {
+    case PX_CHAN_EV_CONNECTED:
+        send_register(n);
+        break;
+    case PX_CHAN_EV_DISCONNECTED:
+        PX_WARN("node", "coordinator connection lost; reconnecting", "coordinator=%s",
+                n->opts.coordinator);
+        n->registered = false;
+        uv_timer_stop(&n->hb);
+        break;
+    case PX_CHAN_EV_AUTH_FAILED:
+        PX_ERROR("node", "coordinator refused this node's key",
+                 "key=%s hint=\"plexus keys authorize %s on the coordinator\"",
+                 n->opts.key.public_z85, n->opts.key.public_z85);
+        break;
+    }
+}
+
+static void heartbeat(uv_timer_t *t)
+{
+    px_node *n = t->data;
+    if (!n->registered)
+        return;
+    px_msg *m = n->scratch;
+    memset(m, 0, sizeof(m->env) + sizeof(m->body.heartbeat));
+    m->env.type = PX_MSG_HEARTBEAT;
+    uint32_t guests = 0;
+    for (uint32_t i = 0; i < n->n_labs; i++)
+        guests += n->labs[i]->n_guests;
+    double load[1] = {0};
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (getloadavg(load, 1) != 1)
+        load[0] = 0;
+    m->body.heartbeat = (px_msg_heartbeat){
+        .uptime_ms = uv_now(n->loop) - n->start_ms,
+        .n_guests = guests,
+        .load_permille = (uint32_t)(load[0] * 1000.0 / (double)(cpus > 0 ? cpus : 1))};
+    send_msg(n, m);
+}
+
+static void on_data_recv(px_chan *ch, const px_peer *from, const uint8_t *data, size_t len,
+                         void *ud)
+{
+    (void)ch;
+    (void)data;
+    (void)ud;
+    /* No fabric service is attached yet; count and log what arrives so a
+     * misdirected peer is visible. */
+    PX_DEBUG("node", "data-plane message without a service", "peer_key=%.8s bytes=%zu",
+             from->key_z85, len);
+}
+
+static void chan_closed(px_chan *ch, void *ud)
+{
+    (void)ch;
+    px_node *n = ud;
+    if (--n->pending_close == 0) {
+        px_transport_free(n->tp);
+        n->tp = NULL;
+    }
+}
+
+px_err px_node_start(px_node *n, uv_loop_t *loop, const px_node_opts *opts, px_errmsg *em)
+{
+    memset(n, 0, sizeof(*n));
+    n->loop = loop;
+    n->opts = *opts;
+    n->start_ms = uv_now(loop);
+    n->hb_ms = 1000;
+    snprintf(n->name, sizeof(n->name), "%s", opts->name);
+    snprintf(n->runtime, sizeof(n->runtime), "%s", opts->runtime_dir);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t mem = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) >> 20;
+    n->cpus = opts->cpus ? opts->cpus : (uint32_t)(cpus > 0 ? cpus : 1) * 4;
+    n->mem_mb = opts->mem_mb ? opts->mem_mb : mem / 2;
+    detect_features(n);
+    n->scratch = malloc(sizeof(px_msg));
+    if (!n->scratch)
+        return PX_E_NOMEM;
+    px_err err = px_mkdir_p(n->runtime, 0700, em);
+    if (err)
+        goto fail_scratch;
+    chmod(n->runtime, 0700);
+
+    px_transport_opts to = {.self = opts->key};
+    err = px_transport_new(loop, &to, &n->tp, em);
+    if (err)
+        goto fail_scratch;
+    px_chan_opts dopt = {.role = PX_CHAN_SERVER,
+                         .endpoint = opts->data_listen,
+                         .policy = PX_QUEUE_DROP,
+                         .on_recv = on_data_recv,
+                         .ud = n};
+    err = px_chan_open(n->tp, &dopt, &n->data, em);
+    if (err)
+        goto fail_tp;
+    char ident[80];
+    snprintf(ident, sizeof(ident), "node:%s", n->name);
+    px_chan_opts copt = {.role = PX_CHAN_CLIENT,
+                         .endpoint = opts->coordinator,
+                         .server_key = opts->coordinator_key,
+                         .identity = ident,
+                         /* control messages carry whole topologies */
+                         .batch_bytes = PX_WIRE_MAX_MSG + 4096,
+                         .queue_bytes = 4 * PX_WIRE_MAX_MSG,
+                         .policy = PX_QUEUE_DROP,
+                         .on_recv = on_ctl_recv,
+                         .on_event = on_ctl_event,
+                         .ud = n};
+    err = px_chan_open(n->tp, &copt, &n->ctl, em);
+    if (err)
+        goto fail_data;
+    uv_timer_init(loop, &n->hb);
+    n->hb.data = n;
+    PX_INFO("node", "started", "node=%s data=%s cpus=%u mem_mb=%llu features=%u", n->name,
+            px_chan_endpoint(n->data), n->cpus, (unsigned long long)n->mem_mb, n->n_features);
+    return PX_OK;
+
+fail_data:
+    /* Start-up: nothing else runs on the loop yet, so it can be run here
+     * until the data channel's handles are released (chan_closed frees the
+     * transport). */
+    n->pending_close = 1;
+    px_chan_close(n->data, chan_closed, n);
+    uv_run(loop, UV_RUN_DEFAULT);
+    goto fail_scratch;
+fail_tp:
+    px_transport_free(n->tp);
+    n->tp = NULL;
+fail_scratch:
+    free(n->scratch);
+    n->scratch = NULL;
+    return err;
+}
+
+void px_node_stop(px_node *n)
+{
+    if (n->closing)
+        return;
+    n->closing = true;
+    while (n->n_labs)
+        lab_drop(n, n->n_labs - 1);
+    uv_timer_stop(&n->hb);
+    uv_close((uv_handle_t *)&n->hb, NULL);
+    n->pending_close = 2;
+    px_chan_close(n->ctl, chan_closed, n);
+    px_chan_close(n->data, chan_closed, n);
+}
+
+void px_node_fini(px_node *n)
+{
+    while (n->n_labs)
+        lab_drop(n, n->n_labs - 1);
+    px_wbuf_fini(&n->out);
+    free(n->scratch);
+    n->scratch = NULL;
+}
