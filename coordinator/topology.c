@@ -87,13 +87,13 @@ px_err pxt_resolve_net(tctx *c, const tnode *n, px_topo_obj want, const char *ro
         return err;
     char expect[128];
     snprintf(expect, sizeof(expect), "the name of %s defined under nets",
-             want == PX_TOPO_OBJ_NONE ? "a net" : px_topo_obj_str(want));
+             want == PX_TOPO_OBJ_NONE ? "a net" : pxt_obj_a(want));
     const tname *f = pxt_find(c->names, c->n_names, name);
     if (!f || f->ref.type == PX_TOPO_OBJ_GUEST)
         return unknown_ref(c, n, role, expect, near_name(c->names, c->n_names, name, want));
     if (want != PX_TOPO_OBJ_NONE && f->ref.type != want)
-        return pxt_fail(c, n, PX_E_CONFIG, "%s \"%s\" is a %s, not a %s; expected %s", role, name,
-                        px_topo_obj_str(f->ref.type), px_topo_obj_str(want), expect);
+        return pxt_fail(c, n, PX_E_CONFIG, "%s \"%s\" is %s, not %s; expected %s", role, name,
+                        pxt_obj_a(f->ref.type), pxt_obj_a(want), expect);
     *out = f->ref;
     return PX_OK;
 }
@@ -367,7 +367,7 @@ static px_err parse_guest_fields(tctx *c, px_topo_guest *g, const tnode *const *
                         "{disk: PATH} on the node, its kind or defaults",
                         who);
     }
-    return pxt_parse_attachments(c, g, chain, who);
+    return pxt_parse_attachments(c, g, chain);
 }
 
 static px_err resolve_kind(tctx *c, const tnode *n, const tnode **kind_map, char *name_out)
@@ -487,8 +487,8 @@ static px_err parse_top(tctx *c)
     tnode *root = c->root;
     px_err err;
     if (!root || pxt_is_null(root))
-        return pxt_fail(c, root, PX_E_CONFIG,
-                        "the file is empty; expected a mapping with at least name and nodes");
+        return pxt_fail_at(c, root ? pxt_mark(root) : (px_topo_mark){1, 1}, PX_E_CONFIG,
+                           "the file is empty; expected a mapping with at least name and nodes");
     if (root->type != TN_MAP)
         return pxt_fail(c, root, PX_E_CONFIG,
                         "the document is %s; expected a mapping with at least name and nodes",
@@ -707,6 +707,14 @@ const char *px_topo_accel_str(px_topo_accel a)
 const char *px_topo_restart_str(px_topo_restart r)
 {
     return (unsigned)r < 3 ? restart_words[r] : "?";
+}
+
+const char *pxt_obj_a(px_topo_obj o)
+{
+    static const char *const names[] = {"nothing",        "a guest",    "a can_bus",
+                                        "an eth_segment", "an ivshmem", "a cxl_switch",
+                                        "a cxl_pool",     "a host"};
+    return (unsigned)o < sizeof(names) / sizeof(names[0]) ? names[o] : "?";
 }
 
 const char *px_topo_obj_str(px_topo_obj o)

@@ -4,13 +4,15 @@
  * The loader works in three steps:
  *   1. topology_yaml.c turns libyaml events into a small tree (tnode) that
  *      keeps the 1-based line/column of every key and value, enforcing the
- *      size limits while it builds; scalar helpers parse units and report
- *      errors at a node;
- *   2. topology.c / topology_nets.c walk the tree into the typed model,
- *      checking keys, types, ranges and names as they go;
- *   3. topology_validate.c checks what needs the whole model: duplicates
- *      across guests, attachments against nets, placement, faults and
- *      capacity.
+ *      size limits while it builds, and checks mapping keys;
+ *      topology_units.c reads scalars (names, integers, units) and reports
+ *      errors at the node;
+ *   2. topology.c (top level, hosts, kinds, guests), topology_nets.c (nets,
+ *      impairments) and topology_attach.c (a guest's NICs, CAN, ivshmem and
+ *      CXL entries) walk the tree into the typed model, checking keys,
+ *      types, ranges and references as they go;
+ *   3. topology_validate.c checks what needs the whole model: derived MACs
+ *      and CXL ports, NAT forwards, placement, capacity and faults.
  * Every step stops at the first error; the message is in c->em.
  */
 #ifndef PX_TOPOLOGY_INT_H
@@ -170,6 +172,9 @@ const char *pxt_suggest(const char *s, const char *const *words);
 
 /* ---- name index and inheritance (topology.c) */
 
+/* "a can_bus", "an eth_segment" ... for messages. */
+const char *pxt_obj_a(px_topo_obj o);
+
 /* First of chain[0..2] (node, kind, defaults; NULLs skipped) that has key. */
 tnode *pxt_chain_get(const tnode *const *chain, const char *key);
 
@@ -181,9 +186,12 @@ px_err pxt_parse_nets(tctx *c);        /* topology_nets.c: t->*_nets, names regi
 px_err pxt_parse_net_details(tctx *c); /* topology_nets.c: after guests are named */
 px_err pxt_parse_impair(tctx *c, const tnode *n, const char *what, bool allow_rate,
                         px_topo_impair *out); /* topology_nets.c */
-px_err pxt_parse_attachments(tctx *c, px_topo_guest *g, const tnode *const *chain,
-                             const char *who); /* topology_nets.c */
-px_err pxt_validate(tctx *c);                  /* topology_validate.c */
+/* Sort order for uint16_t (VLAN lists); topology_nets.c. */
+int pxt_u16_cmp(const void *a, const void *b);
+/* The guest's attachment lists, each from the first of chain that has it. */
+px_err pxt_parse_attachments(tctx *c, px_topo_guest *g,
+                             const tnode *const *chain); /* topology_attach.c */
+px_err pxt_validate(tctx *c);                            /* topology_validate.c */
 
 /* Resolve a net name to a ref of an expected type (PX_TOPO_OBJ_NONE: any
  * net). `role` is what the reference is ("segment", "bus") for messages. */

@@ -146,19 +146,27 @@ static bool guest_on_net(const px_topo_guest *g, px_topo_ref net)
     return false;
 }
 
+/* A forward's guest was resolved before guests were parsed; whether it has
+ * a NIC on the segment is known only now. The YAML tree is still there, so
+ * the error can point at the guest's name in the forward. */
 static px_err check_forwards(tctx *c)
 {
     px_topo *t = c->t;
-    for (uint32_t s = 0; s < t->n_eth_segments; s++) {
+    for (uint32_t i = 0; c->nets && i < c->nets->n; i++) {
+        if (c->net_refs[i].type != PX_TOPO_OBJ_ETH_SEGMENT)
+            continue;
+        uint32_t s = c->net_refs[i].index;
         const px_topo_eth_segment *seg = &t->eth_segments[s];
-        for (uint32_t i = 0; i < seg->nat.n_forwards; i++) {
-            const px_topo_forward *f = &seg->nat.forwards[i];
+        const tnode *fwds = pxt_map_get(pxt_map_get(c->nets->kids[2 * i + 1], "nat"), "forwards");
+        for (uint32_t j = 0; j < seg->nat.n_forwards; j++) {
+            const px_topo_forward *f = &seg->nat.forwards[j];
             const px_topo_guest *g = &t->guests[f->guest];
-            if (!guest_on_net(g, (px_topo_ref){PX_TOPO_OBJ_ETH_SEGMENT, s}))
-                return pxt_fail_at(c, f->mark, PX_E_CONFIG,
-                                   "guest \"%s\" has no NIC on segment \"%s\"; expected a guest "
-                                   "attached to it (hint: add nics: [%s] to %s)",
-                                   g->name, seg->name, seg->name, g->name);
+            if (guest_on_net(g, (px_topo_ref){PX_TOPO_OBJ_ETH_SEGMENT, s}))
+                continue;
+            return pxt_fail(c, pxt_map_get(fwds->kids[j], "guest"), PX_E_CONFIG,
+                            "guest \"%s\" has no NIC on segment \"%s\"; expected a guest "
+                            "attached to it (hint: add nics: [%s] to %s)",
+                            g->name, seg->name, seg->name, g->name);
         }
     }
     return PX_OK;
@@ -583,11 +591,11 @@ static px_err parse_fault(tctx *c, const tnode *item, uint32_t idx, px_topo_faul
         if ((err = pxt_resolve_net(c, n, PX_TOPO_OBJ_NONE, "net", &f->net)))
             return err;
         if (f->net.type != rule->nets[0] && f->net.type != rule->nets[1])
-            return pxt_fail(
-                c, n, PX_E_CONFIG, "net \"%s\" is a %s; expected a %s%s%s for a %s fault", n->str,
-                px_topo_obj_str(f->net.type), px_topo_obj_str(rule->nets[0]),
-                rule->nets[0] != rule->nets[1] ? " or " : "",
-                rule->nets[0] != rule->nets[1] ? px_topo_obj_str(rule->nets[1]) : "", type);
+            return pxt_fail(c, n, PX_E_CONFIG, "net \"%s\" is %s; expected %s%s%s for a %s fault",
+                            n->str, pxt_obj_a(f->net.type), pxt_obj_a(rule->nets[0]),
+                            rule->nets[0] != rule->nets[1] ? " or " : "",
+                            rule->nets[0] != rule->nets[1] ? px_topo_obj_str(rule->nets[1]) : "",
+                            type);
         if (g && !guest_on_net(&t->guests[f->guest], f->net))
             return pxt_fail(c, g, PX_E_CONFIG,
                             "guest \"%s\" is not attached to %s \"%s\"; expected a guest on that "
