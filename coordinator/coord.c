@@ -263,10 +263,13 @@ static void tick(uv_timer_t *t)
     bool changed = false;
     for (uint32_t i = 0; i < c->n_nodes; i++) {
         px_cnode *n = &c->nodes[i];
-        bool silent = now - (n->state == PX_NODE_UNKNOWN ? c->start_ms : n->last_seen_ms) > limit;
+        /* After a restart, nodes get twice as long: they must notice the
+         * dropped connection and reconnect with back-off first. */
+        uint64_t since = n->state == PX_NODE_UNKNOWN ? c->start_ms : n->last_seen_ms;
+        bool silent = now - since > (n->state == PX_NODE_UNKNOWN ? 2 * limit : limit);
         if (n->state != PX_NODE_LOST && silent) {
             PX_WARN("coord", "node lost", "node=%s silent_ms=%llu", n->name,
-                    (unsigned long long)(now - n->last_seen_ms));
+                    (unsigned long long)(now - since));
             n->state = PX_NODE_LOST;
             px_lab_on_node_lost(c, n);
             changed = true;
@@ -300,8 +303,21 @@ px_err px_coord_start(px_coord *c, uv_loop_t *loop, const px_coord_opts *opts, p
     err = px_transport_new(loop, &to, &c->tp, em);
     if (err)
         goto fail_labs;
+    /* A coordinator restarted with a wildcard port takes the port it had, so
+     * nodes reconnecting to the old address find it again. */
+    char epfile[4200], prev_ep[256] = "";
+    snprintf(epfile, sizeof(epfile), "%s/endpoint", opts->state_dir);
+    const char *listen = opts->listen;
+    size_t ll = strlen(listen);
+    char *prev = NULL;
+    if (ll > 2 && strcmp(listen + ll - 2, ":*") == 0 &&
+        px_read_file(epfile, sizeof(prev_ep) - 1, &prev, NULL, NULL) == PX_OK) {
+        if (strncmp(prev, listen, ll - 1) == 0)
+            snprintf(prev_ep, sizeof(prev_ep), "%s", prev);
+        free(prev);
+    }
     px_chan_opts co = {.role = PX_CHAN_SERVER,
-                       .endpoint = opts->listen,
+                       .endpoint = prev_ep[0] ? prev_ep : listen,
                        /* control messages carry whole topologies */
                        .batch_bytes = PX_WIRE_MAX_MSG + 4096,
                        .queue_bytes = 4 * PX_WIRE_MAX_MSG,
@@ -309,11 +325,14 @@ px_err px_coord_start(px_coord *c, uv_loop_t *loop, const px_coord_opts *opts, p
                        .on_recv = on_recv,
                        .ud = c};
     err = px_chan_open(c->tp, &co, &c->ch, em);
+    if (err && prev_ep[0]) {
+        PX_WARN("coord", "previous endpoint is taken; binding a new port", "endpoint=%s", prev_ep);
+        co.endpoint = listen;
+        err = px_chan_open(c->tp, &co, &c->ch, em);
+    }
     if (err)
         goto fail_tp;
     /* Tools (local mode, scripts) find a wildcard-bound coordinator here. */
-    char epfile[4200];
-    snprintf(epfile, sizeof(epfile), "%s/endpoint", opts->state_dir);
     const char *ep = px_chan_endpoint(c->ch);
     err = px_write_file_atomic(epfile, ep, strlen(ep), 0600, em);
     if (err)

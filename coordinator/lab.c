@@ -414,8 +414,7 @@ static void lab_update_state(px_coord *c, px_lab *lab)
     if (failed)
         lab->state = PX_LAB_FAILED;
     else if (applied == lab->plan.n_hosts && lab->state != PX_LAB_FAILED) {
-        lab->state = PX_LAB_RUNNING;
-        lab->message[0] = '\0';
+        lab->state = PX_LAB_RUNNING; /* a reschedule note stays in the message */
     }
     if (lab->state != before) {
         PX_INFO("coord", "lab state", "lab=%s state=%s epoch=%llu", lab->name,
