@@ -44,14 +44,17 @@ else
 fi
 
 step "fuzz: every target for ${FUZZ_SECONDS}s"
-if out=$(bash scripts/fuzz.sh "$FUZZ_SECONDS" 2>&1 | tee /dev/stderr | grep -E '^fuzz-summary:'); then
-  p=$(sed -E 's/.* ([0-9]+) passed.*/\1/' <<<"$out")
-  f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$out")
+fuzz_log=$(mktemp)
+bash scripts/fuzz.sh "$FUZZ_SECONDS" 2>&1 | tee "$fuzz_log"
+if line=$(grep -E '^fuzz-summary: [0-9]+ passed, [0-9]+ failed' "$fuzz_log" | tail -1); then
+  p=$(sed -E 's/^fuzz-summary: ([0-9]+) passed.*/\1/' <<<"$line")
+  f=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")
   passed=$((passed + p)); failed=$((failed + f))
-  [ "$f" -eq 0 ] || failures+=("fuzz: $f target(s) found a crash")
+  [ "$f" -eq 0 ] || failures+=("fuzz: $f target(s) failed")
 else
-  failed=$((failed + 1)); failures+=("fuzz run did not complete")
+  failed=$((failed + 1)); failures+=("fuzz run did not complete (build failed?)")
 fi
+rm -f "$fuzz_log"
 
 echo
 for m in "${failures[@]}"; do echo "FAILED: $m"; done

@@ -95,6 +95,8 @@ for t in "${targets[@]}"; do
     fi
 done
 
+# One machine-readable line for scripts/check.sh's total.
+echo "fuzz-summary: $((${#targets[@]} - ${#failed[@]})) passed, ${#failed[@]} failed"
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "fuzz: failing targets: ${failed[*]} (reproducers in $corpus/crashes/)" >&2
     exit 1
