@@ -55,6 +55,7 @@ extern const px_cli_cmd px_cmd_version;
 extern const px_cli_cmd px_cmd_keys;
 extern const px_cli_cmd px_cmd_validate;
 extern const px_cli_cmd px_cmd_plan;
+extern const px_cli_cmd px_cmd_graph;
 extern const px_cli_cmd px_cmd_up;
 extern const px_cli_cmd px_cmd_down;
 extern const px_cli_cmd px_cmd_status;

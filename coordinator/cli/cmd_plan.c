@@ -1,30 +1,11 @@
 /* plexus plan: place a topology on hosts and explain the result. */
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
-#include "coordinator/plan.h"
+#include "plan_util.h"
 
 #define MIB (1024ull * 1024ull)
-
-static const char *net_kind(px_topo_obj o)
-{
-    switch (o) {
-    case PX_TOPO_OBJ_CAN_BUS:
-        return "can_bus";
-    case PX_TOPO_OBJ_ETH_SEGMENT:
-        return "eth_segment";
-    case PX_TOPO_OBJ_IVSHMEM:
-        return "ivshmem";
-    case PX_TOPO_OBJ_CXL_SWITCH:
-        return "cxl_switch";
-    default:
-        return px_topo_obj_str(o);
-    }
-}
 
 static bool guest_on_net(const px_topo *t, const px_lab_plan *p, uint32_t g, uint32_t n)
 {
@@ -144,8 +125,8 @@ static void print_text(const px_topo *t, const px_lab_plan *p, bool explain)
     printf("\nnets:\n");
     for (uint32_t n = 0; n < p->n_nets; n++) {
         printf("  %s (%s, weight %u): %u members on %u host%s (", px_topo_ref_name(t, p->nets[n]),
-               net_kind(p->nets[n].type), p->net_weight[n], p->net_members[n], p->net_span[n],
-               p->net_span[n] == 1 ? "" : "s");
+               px_cli_net_kind(p->nets[n].type), p->net_weight[n], p->net_members[n],
+               p->net_span[n], p->net_span[n] == 1 ? "" : "s");
         bool first = true;
         for (uint32_t h = 0; h < p->n_hosts; h++) {
             bool on = false;
@@ -190,7 +171,8 @@ static void print_json(const px_topo *t, const px_lab_plan *p)
         printf("%s{\"name\":", n ? "," : "");
         px_cli_json_str(stdout, px_topo_ref_name(t, p->nets[n]));
         printf(",\"kind\":\"%s\",\"weight\":%u,\"members\":%u,\"span\":%u,\"home\":",
-               net_kind(p->nets[n].type), p->net_weight[n], p->net_members[n], p->net_span[n]);
+               px_cli_net_kind(p->nets[n].type), p->net_weight[n], p->net_members[n],
+               p->net_span[n]);
         px_cli_json_str(stdout, p->hosts[p->net_home[n]].name);
         if (p->net_span[n] > 1) {
             char why[256];
@@ -210,17 +192,15 @@ static int run(px_cli *cli, int argc, char **argv)
         {"explain", no_argument, NULL, 'e'},
         {NULL, 0, NULL, 0},
     };
-    uint32_t n_hosts = 2;
+    uint32_t n_hosts = PX_CLI_SIM_HOSTS_DEFAULT;
     bool explain = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "n:e", opts, NULL)) != -1) {
         if (c == 'n') {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 256)
-                return px_cli_usage(cli, "plan", "--hosts takes a number from 1 to 256");
-            n_hosts = (uint32_t)v;
+            int rc = px_cli_parse_hosts(cli, "plan", optarg, &n_hosts);
+            if (rc)
+                return rc;
         } else if (c == 'e') {
             explain = true;
         } else {
@@ -229,41 +209,18 @@ static int run(px_cli *cli, int argc, char **argv)
     }
     if (optind + 1 != argc)
         return px_cli_usage(cli, "plan", "expected exactly one topology FILE");
-    px_topo *t = NULL;
-    px_errmsg em = {{0}};
-    if (px_topo_load_file(argv[optind], &t, &em) != PX_OK) {
-        fprintf(stderr, "%s\n", em.text);
-        return PX_EXIT_FAIL;
-    }
-    px_plan_host *sim = NULL;
-    if (!t->n_hosts) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        uint64_t mem = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) / MIB;
-        sim = calloc(n_hosts, sizeof(*sim));
-        if (!sim) {
-            px_topo_free(t);
-            return px_cli_fail(cli, "plan", NULL, "out of memory");
-        }
-        /* Simulated hosts share this machine: each may use all of it (TCG
-         * guests overcommit CPUs well), memory is split between them. */
-        px_plan_sim_hosts(n_hosts, (uint32_t)(cpus > 0 ? cpus : 1) * 4, mem / n_hosts, sim);
-    }
+    px_topo *t;
     px_lab_plan p;
-    px_err err = px_lab_plan_make(t, sim, sim ? n_hosts : 0, &p, &em);
-    int rc = PX_EXIT_OK;
-    if (err) {
-        rc = px_cli_fail(cli, "plan", "add hosts (or capacity), or relax pins and anti-affinity",
-                         "%s", em.text);
-    } else {
-        if (cli->json)
-            print_json(t, &p);
-        else
-            print_text(t, &p, explain);
-        px_lab_plan_fini(&p);
-    }
-    free(sim);
+    int rc = px_cli_plan_file(cli, "plan", argv[optind], n_hosts, &t, &p);
+    if (rc)
+        return rc;
+    if (cli->json)
+        print_json(t, &p);
+    else
+        print_text(t, &p, explain);
+    px_lab_plan_fini(&p);
     px_topo_free(t);
-    return rc;
+    return PX_EXIT_OK;
 }
 
 const px_cli_cmd px_cmd_plan = {
