@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "coordinator/topology.h"
+#include "node/accel.h"
 #include "fabric/core/fsutil.h"
 #include "fabric/core/log.h"
 
@@ -97,6 +98,16 @@ static void send_register(px_node *n)
             n->n_labs);
 }
 
+static const char *row_state(const px_node_guest *g)
+{
+    return g->g ? px_guest_state_str(px_guest_get_state(g->g)) : g->state;
+}
+
+static const char *row_detail(const px_node_guest *g)
+{
+    return g->g ? px_guest_detail(g->g) : g->detail;
+}
+
 static void send_status(px_node *n, const char *lab, uint64_t epoch, const char *state,
                         const char *message, const px_node_lab *l)
 {
@@ -112,8 +123,8 @@ static void send_status(px_node *n, const char *lab, uint64_t epoch, const char 
         st->guests[st->n_guests++] = (px_guest_row){.name = px_str_c(l->guests[i].name),
                                                     .lab = px_str_c(l->name),
                                                     .host = px_str_c(n->name),
-                                                    .state = px_str_c(l->guests[i].state),
-                                                    .detail = px_str_c(l->guests[i].detail)};
+                                                    .state = px_str_c(row_state(&l->guests[i])),
+                                                    .detail = px_str_c(row_detail(&l->guests[i]))};
     send_msg(n, m);
 }
 
@@ -149,10 +160,16 @@ static void rm_tree(const char *path)
     rmdir(path);
 }
 
+/* Free a lab at once: its guests are killed (their handles close later and
+ * free themselves), its directory removed. */
 static void lab_drop(px_node *n, uint32_t idx)
 {
     px_node_lab *l = n->labs[idx];
+    for (uint32_t i = 0; i < l->n_guests; i++)
+        if (l->guests[i].g)
+            px_guest_close(l->guests[i].g, NULL, NULL);
     rm_tree(l->dir);
+    px_topo_free(l->topo);
     free(l->guests);
     free(l);
     n->labs[idx] = n->labs[--n->n_labs];
@@ -170,6 +187,105 @@ static bool safe_name(const char *s)
     return true;
 }
 
+static bool lab_quiet(const px_node_lab *l)
+{
+    for (uint32_t i = 0; i < l->n_guests; i++)
+        if (l->guests[i].g && px_guest_pid(l->guests[i].g))
+            return false;
+    return true;
+}
+
+/* Teardown completes once no QEMU of the lab runs any more. */
+static void lab_check_stopped(px_node *n, px_node_lab *l)
+{
+    if (!l->stopping || !lab_quiet(l))
+        return;
+    uint32_t idx;
+    if (lab_find(n, l->name, &idx) != l)
+        return;
+    char name[64];
+    uint64_t epoch = l->stop_epoch;
+    snprintf(name, sizeof(name), "%s", l->name);
+    lab_drop(n, idx);
+    PX_INFO("node", "lab removed", "lab=%s epoch=%llu", name, (unsigned long long)epoch);
+    send_status(n, name, epoch, "removed", NULL, NULL);
+}
+
+static void on_guest_change(px_guest *g, void *ud)
+{
+    (void)g;
+    px_node_lab *l = ud;
+    px_node *n = l->node;
+    if (l->stopping) {
+        lab_check_stopped(n, l);
+        return;
+    }
+    if (l->ready)
+        send_status(n, l->name, l->epoch, "applied", NULL, l);
+}
+
+static px_topo_accel resolve_accel(const px_node *n, px_topo_accel want)
+{
+    if (want != PX_TOPO_ACCEL_AUTO)
+        return want;
+    if (n->accel == PX_NODE_ACCEL_KVM)
+        return PX_TOPO_ACCEL_KVM;
+    if (n->accel == PX_NODE_ACCEL_TCG)
+        return PX_TOPO_ACCEL_TCG;
+    return PX_TOPO_ACCEL_AUTO; /* not known yet */
+}
+
+/* Create and start every guest of l that is not running yet and whose
+ * accelerator is known. */
+static void lab_start_guests(px_node *n, px_node_lab *l)
+{
+    for (uint32_t i = 0; i < l->n_guests; i++) {
+        px_node_guest *ng = &l->guests[i];
+        if (ng->g || ng->index == PX_TOPO_NONE)
+            continue;
+        px_topo_accel accel = resolve_accel(n, l->topo->guests[ng->index].accel);
+        if (accel == PX_TOPO_ACCEL_AUTO) {
+            snprintf(ng->state, sizeof(ng->state), "defined");
+            snprintf(ng->detail, sizeof(ng->detail), "waiting for the KVM probe");
+            continue;
+        }
+        px_errmsg em = {{0}};
+        px_guest_opts go = {.topo = l->topo,
+                            .index = ng->index,
+                            .qemu = {.qemu = n->opts.qemu,
+                                     .rundir = l->dir,
+                                     .image_dir = n->opts.image_dir,
+                                     .accel = accel},
+                            .stop_timeout_ms = n->opts.stop_timeout_ms,
+                            .on_change = on_guest_change,
+                            .ud = l};
+        if (px_guest_new(n->loop, &go, &ng->g, &em) != PX_OK) {
+            ng->g = NULL;
+            snprintf(ng->state, sizeof(ng->state), "failed");
+            snprintf(ng->detail, sizeof(ng->detail), "%s", em.text);
+            PX_WARN("node", "guest cannot start", "lab=%s guest=%s detail=\"%s\"", l->name,
+                    ng->name, em.text);
+            continue;
+        }
+        px_guest_start(ng->g);
+    }
+}
+
+static void accel_known(bool kvm, const char *why, void *ud)
+{
+    px_node *n = ud;
+    n->probe = NULL;
+    n->accel = kvm ? PX_NODE_ACCEL_KVM : PX_NODE_ACCEL_TCG;
+    snprintf(n->accel_why, sizeof(n->accel_why), "%s", why);
+    for (uint32_t i = 0; i < n->n_labs; i++) {
+        px_node_lab *l = n->labs[i];
+        if (l->stopping)
+            continue;
+        lab_start_guests(n, l);
+        send_status(n, l->name, l->epoch, "applied", NULL, l);
+    }
+}
+
 static void apply_plan(px_node *n, const px_msg_plan *p)
 {
     char lab[64], op[16], err_text[600];
@@ -183,10 +299,20 @@ static void apply_plan(px_node *n, const px_msg_plan *p)
     uint32_t idx;
     px_node_lab *l = lab_find(n, lab, &idx);
     if (strcmp(op, "teardown") == 0) {
-        if (l)
-            lab_drop(n, idx);
-        PX_INFO("node", "lab removed", "lab=%s epoch=%llu", lab, (unsigned long long)p->epoch);
-        send_status(n, lab, p->epoch, "removed", NULL, NULL);
+        if (!l) {
+            send_status(n, lab, p->epoch, "removed", NULL, NULL);
+            return;
+        }
+        l->stopping = true;
+        l->stop_epoch = p->epoch;
+        for (uint32_t i = 0; i < l->n_guests; i++)
+            if (l->guests[i].g)
+                px_guest_stop(l->guests[i].g);
+        lab_check_stopped(n, l);
+        return;
+    }
+    if (l && l->stopping) {
+        send_status(n, lab, p->epoch, "failed", "the lab is still being torn down here", NULL);
         return;
     }
     if (l && l->epoch == p->epoch && strcmp(op, "apply") == 0) {
@@ -208,36 +334,63 @@ static void apply_plan(px_node *n, const px_msg_plan *p)
         send_status(n, lab, p->epoch, "failed", err_text, NULL);
         return;
     }
-    px_node_lab *nl = calloc(1, sizeof(*nl));
+    if (!l && n->n_labs == PX_NODE_MAX_LABS) {
+        px_topo_free(t);
+        send_status(n, lab, p->epoch, "failed", "too many labs on this node", NULL);
+        return;
+    }
     px_node_guest *guests = calloc(p->n_guests + 1, sizeof(*guests));
-    if (!nl || !guests) {
-        free(nl);
-        free(guests);
+    if (!guests) {
         px_topo_free(t);
         send_status(n, lab, p->epoch, "failed", "out of memory", NULL);
         return;
     }
-    snprintf(nl->name, sizeof(nl->name), "%s", lab);
-    nl->epoch = p->epoch;
-    snprintf(nl->dir, sizeof(nl->dir), "%s/%s", n->runtime, lab);
-    for (uint32_t i = 0; i < p->n_guests; i++) {
-        px_node_guest *g = &guests[nl->n_guests++];
-        copy_str(g->name, sizeof(g->name), p->guests[i]);
-        if (px_topo_find_guest(t, g->name) == PX_TOPO_NONE) {
-            snprintf(g->state, sizeof(g->state), "failed");
-            snprintf(g->detail, sizeof(g->detail), "not in the lab's topology");
-        } else {
-            snprintf(g->state, sizeof(g->state), "defined");
+    if (!l) {
+        l = calloc(1, sizeof(*l));
+        if (!l) {
+            free(guests);
+            px_topo_free(t);
+            send_status(n, lab, p->epoch, "failed", "out of memory", NULL);
+            return;
         }
+        l->node = n;
+        snprintf(l->name, sizeof(l->name), "%s", lab);
+        snprintf(l->dir, sizeof(l->dir), "%s/%s", n->runtime, lab);
+        n->labs[n->n_labs++] = l;
     }
-    nl->guests = guests;
-    px_topo_free(t);
-    if (px_mkdir_p(nl->dir, 0700, &em) != PX_OK) {
+    if (px_mkdir_p(l->dir, 0700, &em) != PX_OK) {
+        free(guests);
+        px_topo_free(t);
         send_status(n, lab, p->epoch, "failed", em.text, NULL);
-        free(nl->guests);
-        free(nl);
         return;
     }
+    /* A new epoch: guests that stay here keep running; the others stop. */
+    uint32_t ng = 0;
+    for (uint32_t i = 0; i < p->n_guests; i++) {
+        px_node_guest *g = &guests[ng++];
+        copy_str(g->name, sizeof(g->name), p->guests[i]);
+        g->index = px_topo_find_guest(t, g->name);
+        if (g->index == PX_TOPO_NONE) {
+            snprintf(g->state, sizeof(g->state), "failed");
+            snprintf(g->detail, sizeof(g->detail), "not in the lab's topology");
+            continue;
+        }
+        for (uint32_t k = 0; k < l->n_guests; k++)
+            if (l->guests[k].g && strcmp(l->guests[k].name, g->name) == 0) {
+                g->g = l->guests[k].g;
+                l->guests[k].g = NULL;
+            }
+    }
+    for (uint32_t k = 0; k < l->n_guests; k++)
+        if (l->guests[k].g)
+            px_guest_close(l->guests[k].g, NULL, NULL);
+    free(l->guests);
+    px_topo_free(l->topo);
+    l->guests = guests;
+    l->n_guests = ng;
+    l->topo = t;
+    l->epoch = p->epoch;
+    l->ready = false;
     /* Peers named in the plan may connect to our data plane. */
     for (uint32_t i = 0; i < p->n_peers; i++) {
         char key[PX_KEY_Z85_LEN + 1];
@@ -245,22 +398,11 @@ static void apply_plan(px_node *n, const px_msg_plan *p)
         if (px_key_valid(key))
             px_transport_allow(n->tp, key);
     }
-    if (l) { /* a new epoch replaces the old one */
-        free(l->guests);
-        *l = *nl;
-        free(nl);
-        nl = l;
-    } else if (n->n_labs < PX_NODE_MAX_LABS) {
-        n->labs[n->n_labs++] = nl;
-    } else {
-        free(nl->guests);
-        free(nl);
-        send_status(n, lab, p->epoch, "failed", "too many labs on this node", NULL);
-        return;
-    }
+    lab_start_guests(n, l);
+    l->ready = true;
     PX_INFO("node", "plan applied", "lab=%s epoch=%llu guests=%u nets=%u peers=%u", lab,
-            (unsigned long long)p->epoch, nl->n_guests, p->n_nets, p->n_peers);
-    send_status(n, lab, p->epoch, "applied", NULL, nl);
+            (unsigned long long)p->epoch, l->n_guests, p->n_nets, p->n_peers);
+    send_status(n, lab, p->epoch, "applied", NULL, l);
 }
 
 static void dispatch(px_node *n, const px_msg *m)
@@ -438,6 +580,13 @@ px_err px_node_start(px_node *n, uv_loop_t *loop, const px_node_opts *opts, px_e
         goto fail_data;
     uv_timer_init(loop, &n->hb);
     n->hb.data = n;
+    /* Guests asking for accelerator auto wait for this answer. */
+    px_accel_opts ao = {
+        .qemu = opts->qemu, .image_dir = opts->image_dir, .cache_dir = opts->cache_dir};
+    if (px_accel_probe_start(loop, &ao, accel_known, n, &n->probe) != PX_OK) {
+        n->probe = NULL;
+        n->accel = PX_NODE_ACCEL_TCG;
+    }
     PX_INFO("node", "started", "node=%s data=%s cpus=%u mem_mb=%llu features=%u", n->name,
             px_chan_endpoint(n->data), n->cpus, (unsigned long long)n->mem_mb, n->n_features);
     return PX_OK;
@@ -464,6 +613,9 @@ void px_node_stop(px_node *n)
     if (n->closing)
         return;
     n->closing = true;
+    if (n->probe)
+        px_accel_probe_cancel(n->probe);
+    n->probe = NULL;
     while (n->n_labs)
         lab_drop(n, n->n_labs - 1);
     uv_timer_stop(&n->hb);

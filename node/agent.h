@@ -20,7 +20,10 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "coordinator/topology.h"
 #include "fabric/core/transport.h"
+#include "node/accel.h"
+#include "node/guest.h"
 #include "fabric/core/wire.h"
 
 #define PX_NODE_MAX_LABS   64u
@@ -35,21 +38,40 @@ typedef struct px_node_opts {
     const char *runtime_dir;     /* private runtime root (created 0700) */
     uint32_t cpus;               /* capacity offered; 0 = online CPUs x 4 */
     uint64_t mem_mb;             /* 0 = physical memory / 2 */
+    const char *qemu;            /* QEMU binary; NULL = qemu-system-x86_64 */
+    const char *image_dir;       /* built-in guest images: DIR/NAME/{vmlinuz,initrd.img} */
+    const char *cache_dir;       /* where the KVM probe result is kept; NULL = none */
+    uint32_t stop_timeout_ms;    /* graceful guest stop before quit; 0 = 3000 */
 } px_node_opts;
 
 typedef struct px_node_guest {
     char name[64];
-    char state[16]; /* "defined" until the guest runtime starts it */
-    char detail[128];
+    uint32_t index; /* in the lab's topology, PX_TOPO_NONE if not there */
+    px_guest *g;    /* NULL until created (or if it could not be) */
+    char state[16]; /* used while g is NULL */
+    char detail[256];
 } px_node_guest;
 
+struct px_node;
+
 typedef struct px_node_lab {
+    struct px_node *node;
     char name[64];
     uint64_t epoch;
     char dir[4096]; /* runtime directory of this lab on this node, 0700 */
+    px_topo *topo;
     uint32_t n_guests;
     px_node_guest *guests;
+    bool ready;    /* applied: guest changes are reported */
+    bool stopping; /* teardown: removed once no QEMU runs */
+    uint64_t stop_epoch;
 } px_node_lab;
+
+typedef enum px_node_accel {
+    PX_NODE_ACCEL_UNKNOWN, /* the KVM probe has not answered yet */
+    PX_NODE_ACCEL_KVM,
+    PX_NODE_ACCEL_TCG,
+} px_node_accel;
 
 typedef struct px_node {
     uv_loop_t *loop;
@@ -68,6 +90,9 @@ typedef struct px_node {
     uint32_t node_id;
     uint32_t hb_ms;
     uint64_t start_ms;
+    px_node_accel accel;
+    char accel_why[256];
+    px_accel_probe *probe;
     px_node_lab *labs[PX_NODE_MAX_LABS];
     uint32_t n_labs;
     px_wbuf out;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "fabric/core/log.h"
@@ -27,7 +28,34 @@ static const char usage[] =
     "  --cpus N, --memory-mb N  capacity offered (default CPUs x 4, half the memory)\n"
     "  --log-level LEVEL        debug | info | warn | error (default info)\n"
     "  --log-file FILE          log here instead of stderr\n"
+    "  --image-dir DIR          built-in guest images (default $PLEXUS_IMAGE_DIR, else\n"
+    "                           the build tree's guest/, else /usr/share/plexus/guest)\n"
+    "  --qemu PATH              QEMU binary (default qemu-system-x86_64)\n"
+    "  --cache-dir DIR          keeps the KVM probe's answer (default /var/cache/plexus)\n"
+    "  --stop-timeout-ms N      powerdown grace before quit (default 3000)\n"
     "  -h, --help               this text\n";
+
+/* $PLEXUS_IMAGE_DIR, else the build tree (build/node/../guest), else the
+ * installed location. */
+static const char *default_image_dir(char *buf, size_t len)
+{
+    const char *env = getenv("PLEXUS_IMAGE_DIR");
+    if (env && *env)
+        return env;
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(buf, len, "%s/../guest", self);
+            if (access(buf, R_OK) == 0)
+                return buf;
+        }
+    }
+    return "/usr/share/plexus/guest";
+}
 
 static void on_signal(uv_signal_t *s, int signum)
 {
@@ -48,6 +76,10 @@ int main(int argc, char **argv)
         {"memory-mb", required_argument, NULL, 'M'},
         {"log-level", required_argument, NULL, 'L'},
         {"log-file", required_argument, NULL, 'F'},
+        {"image-dir", required_argument, NULL, 'I'},
+        {"qemu", required_argument, NULL, 'Q'},
+        {"cache-dir", required_argument, NULL, 'D'},
+        {"stop-timeout-ms", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -91,6 +123,18 @@ int main(int argc, char **argv)
         case 'F':
             log_file = optarg;
             break;
+        case 'I':
+            o.image_dir = optarg;
+            break;
+        case 'Q':
+            o.qemu = optarg;
+            break;
+        case 'D':
+            o.cache_dir = optarg;
+            break;
+        case 'T':
+            o.stop_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -112,6 +156,11 @@ int main(int argc, char **argv)
     }
     if (!runtime[0])
         snprintf(runtime, sizeof(runtime), "/run/plexus/%s", o.name);
+    char images[4096];
+    if (!o.image_dir)
+        o.image_dir = default_image_dir(images, sizeof(images));
+    if (!o.cache_dir)
+        o.cache_dir = geteuid() == 0 ? "/var/cache/plexus" : NULL;
     o.runtime_dir = runtime;
     px_errmsg em = {{0}};
     if (px_log_setup(level, log_file, &em) != PX_OK || px_keypair_load(key, &o.key, &em) != PX_OK) {

@@ -60,5 +60,7 @@ extern const px_cli_cmd px_cmd_up;
 extern const px_cli_cmd px_cmd_down;
 extern const px_cli_cmd px_cmd_status;
 extern const px_cli_cmd px_cmd_nodes;
+extern const px_cli_cmd px_cmd_logs;
+extern const px_cli_cmd px_cmd_console;
 
 #endif

@@ -292,9 +292,53 @@ static void rm_tree(const char *path)
     rmdir(path);
 }
 
+/* QEMU outlives a node killed with SIGKILL (guests must survive node
+ * restarts later): kill what the lab's pid files still name, if it is QEMU. */
+static void kill_orphan_guests(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sub[8192];
+        snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+        size_t len = strlen(e->d_name);
+        struct stat st;
+        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode)) {
+            kill_orphan_guests(sub);
+            continue;
+        }
+        if (len < 5 || strcmp(e->d_name + len - 4, ".pid") != 0)
+            continue;
+        char *text = NULL;
+        if (px_read_file(sub, 64, &text, NULL, NULL) != PX_OK)
+            continue;
+        pid_t pid = (pid_t)atoi(text);
+        free(text);
+        char cmdpath[64], cmd[256] = "";
+        snprintf(cmdpath, sizeof(cmdpath), "/proc/%d/cmdline", (int)pid);
+        FILE *f = pid > 1 ? fopen(cmdpath, "r") : NULL;
+        if (!f)
+            continue;
+        size_t n = fread(cmd, 1, sizeof(cmd) - 1, f);
+        fclose(f);
+        cmd[n] = '\0';
+        if (strstr(cmd, "qemu") && alive(pid)) {
+            kill(pid, SIGKILL);
+            for (int k = 0; k < 200 && alive(pid); k++)
+                nap_ms(10);
+        }
+    }
+    closedir(d);
+}
+
 px_err px_local_stop(px_local *l, px_errmsg *em)
 {
     stop_all(l);
+    kill_orphan_guests(l->dir);
     if (l->netns)
         netns_down(l);
     rm_tree(l->dir);

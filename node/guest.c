@@ -1,0 +1,391 @@
+/* plexus-node guest supervisor. See guest.h. */
+#include "guest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fabric/core/log.h"
+
+#define QMP_TIMEOUT_MS 15000u
+#define BACKOFF_MIN_MS 1000u
+#define BACKOFF_MAX_MS 30000u
+#define STABLE_MS      60000u
+#define KILL_GRACE_MS  2000u
+
+struct px_guest {
+    uv_loop_t *loop;
+    char name[PX_TOPO_NAME_MAX];
+    px_topo_restart restart;
+    px_qemu_cmd cmd;
+    char qemu_log[4200]; /* QEMU's own stderr */
+    uint32_t stop_timeout_ms;
+    px_guest_state state;
+    char detail[256];
+    uv_process_t proc;
+    bool proc_alive;
+    px_qmp *qmp;
+    uv_timer_t timer; /* restart back-off, or the kill deadline while stopping */
+    uint32_t backoff_ms;
+    uint32_t restarts;
+    uint64_t started_ms;
+    bool want_stop; /* stop requested: no restart */
+    bool closing;
+    unsigned open_handles;
+    unsigned qmp_closing; /* QMP clients whose close has not completed */
+    char notes[192];      /* attachments not wired: shown when nothing else is */
+    px_guest_change_cb on_change;
+    px_guest_closed_cb on_closed;
+    void *ud, *closed_ud;
+};
+
+const char *px_guest_state_str(px_guest_state s)
+{
+    static const char *const names[] = {"defined",  "starting", "running",
+                                        "stopping", "stopped",  "failed"};
+    return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
+static void set_state(px_guest *g, px_guest_state s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_state(px_guest *g, px_guest_state s, const char *fmt, ...)
+{
+    g->state = s;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(g->detail, sizeof(g->detail), fmt, ap);
+        va_end(ap);
+    } else {
+        snprintf(g->detail, sizeof(g->detail), "%s", g->notes);
+    }
+    PX_INFO("guest", "state", "guest=%s state=%s detail=\"%s\"", g->name, px_guest_state_str(s),
+            g->detail);
+    if (g->on_change && !g->closing)
+        g->on_change(g, g->ud);
+}
+
+/* Last line QEMU wrote to stderr: the reason it gave for exiting. */
+static void last_words(const px_guest *g, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(g->qemu_log, "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0])
+            snprintf(buf, len, "%s", line);
+    }
+    fclose(f);
+}
+
+static void maybe_finish_close(px_guest *g)
+{
+    if (g->closing && g->open_handles == 0 && !g->qmp && g->qmp_closing == 0) {
+        if (g->on_closed)
+            g->on_closed(g, g->closed_ud);
+        px_qemu_cmd_fini(&g->cmd);
+        free(g);
+    }
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    px_guest *g = h->data;
+    g->open_handles--;
+    maybe_finish_close(g);
+}
+
+static void qmp_closed(px_qmp *q, void *ud)
+{
+    (void)q;
+    px_guest *g = ud;
+    g->qmp_closing--;
+    maybe_finish_close(g);
+}
+
+/* A restart may create the next client before this one finished closing:
+ * forget it now, count it until its close completes. */
+static void drop_qmp(px_guest *g)
+{
+    if (g->qmp) {
+        px_qmp *q = g->qmp;
+        g->qmp = NULL;
+        g->qmp_closing++;
+        px_qmp_close(q, qmp_closed, g);
+    }
+}
+
+static void restart_timer(uv_timer_t *t);
+
+static void on_qemu_exit(uv_process_t *p, int64_t status, int signum)
+{
+    px_guest *g = p->data;
+    g->proc_alive = false;
+    uv_timer_stop(&g->timer);
+    uv_close((uv_handle_t *)&g->proc, handle_closed);
+    drop_qmp(g);
+    if (g->closing)
+        return;
+    uint64_t ran = uv_now(g->loop) - g->started_ms;
+    if (g->want_stop) {
+        set_state(g, PX_GUEST_STOPPED, NULL);
+        return;
+    }
+    char why[300];
+    last_words(g, why, sizeof(why));
+    bool clean = signum == 0 && status == 0; /* the guest powered off */
+    if (signum)
+        set_state(g, PX_GUEST_FAILED, "QEMU killed by signal %d after %.1f s%s%s", signum,
+                  (double)ran / 1000.0, why[0] ? ": " : "", why);
+    else if (!clean)
+        set_state(g, PX_GUEST_FAILED, "QEMU exited with status %lld after %.1f s%s%s",
+                  (long long)status, (double)ran / 1000.0, why[0] ? ": " : "", why);
+    else
+        set_state(g, PX_GUEST_STOPPED, "the guest powered off");
+    bool again = g->restart == PX_TOPO_RESTART_ALWAYS ||
+                 (g->restart == PX_TOPO_RESTART_ON_FAILURE && !clean);
+    if (!again)
+        return;
+    if (ran >= STABLE_MS)
+        g->backoff_ms = BACKOFF_MIN_MS;
+    PX_INFO("guest", "restart scheduled", "guest=%s in_ms=%u restarts=%u", g->name, g->backoff_ms,
+            g->restarts);
+    uv_timer_start(&g->timer, restart_timer, g->backoff_ms, 0);
+    g->backoff_ms = g->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : g->backoff_ms * 2;
+}
+
+static void restart_timer(uv_timer_t *t)
+{
+    px_guest *g = t->data;
+    if (g->closing || g->want_stop)
+        return;
+    g->restarts++;
+    px_guest_start(g);
+}
+
+static void kill_timer(uv_timer_t *t)
+{
+    px_guest *g = t->data;
+    if (g->proc_alive) {
+        PX_WARN("guest", "QEMU did not quit; killing it", "guest=%s pid=%d", g->name, g->proc.pid);
+        uv_process_kill(&g->proc, SIGKILL);
+    }
+}
+
+static void on_cont(px_qmp *q, px_err err, json_t *result, const px_errmsg *em, void *ud)
+{
+    (void)q;
+    (void)result;
+    px_guest *g = ud;
+    if (g->state != PX_GUEST_STARTING)
+        return;
+    if (err) {
+        set_state(g, PX_GUEST_STARTING, "cont refused: %s", em->text);
+        uv_process_kill(&g->proc, SIGKILL);
+        return;
+    }
+    set_state(g, PX_GUEST_RUNNING, NULL);
+}
+
+static void on_qmp_ready(px_qmp *q, void *ud)
+{
+    px_guest *g = ud;
+    /* Endpoints are wired by the time QEMU is started; let the vCPUs run. */
+    if (px_qmp_command(q, "cont", NULL, on_cont, g) != PX_OK)
+        uv_process_kill(&g->proc, SIGKILL);
+}
+
+static void on_qmp_event(px_qmp *q, const px_qmp_event *ev, void *ud)
+{
+    (void)q;
+    px_guest *g = ud;
+    PX_DEBUG("guest", "qmp event", "guest=%s event=%s reason=%s", g->name, ev->name, ev->reason);
+}
+
+static void on_qmp_lost(px_qmp *q, px_err why, const px_errmsg *em, void *ud)
+{
+    (void)q;
+    px_guest *g = ud;
+    /* QEMU exiting closes the socket; on_qemu_exit reports that. Anything else
+     * while QEMU lives means we cannot control it: kill it so the restart
+     * policy applies instead of leaving an unmanaged guest. */
+    if (g->proc_alive && why != PX_E_CLOSED) {
+        PX_WARN("guest", "QMP lost; killing QEMU", "guest=%s err=%s detail=\"%s\"", g->name,
+                px_errname(why), em ? em->text : "");
+        uv_process_kill(&g->proc, SIGKILL);
+    }
+}
+
+px_err px_guest_start(px_guest *g)
+{
+    if (g->closing || g->proc_alive ||
+        !(g->state == PX_GUEST_DEFINED || g->state == PX_GUEST_STOPPED ||
+          g->state == PX_GUEST_FAILED))
+        return PX_E_INVAL;
+    g->want_stop = false;
+    /* Fresh files each start: a stale socket would be refused by QEMU. */
+    unlink(g->cmd.qmp_path);
+    unlink(g->cmd.console_path);
+    int fd = open(g->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    uv_stdio_container_t stdio[3] = {
+        {.flags = UV_IGNORE},
+        {.flags = fd >= 0 ? UV_INHERIT_FD : UV_IGNORE, .data.fd = fd},
+        {.flags = fd >= 0 ? UV_INHERIT_FD : UV_IGNORE, .data.fd = fd},
+    };
+    uv_process_options_t po = {.exit_cb = on_qemu_exit,
+                               .file = g->cmd.argv[0],
+                               .args = g->cmd.argv,
+                               .stdio_count = 3,
+                               .stdio = stdio};
+    g->proc.data = g;
+    int rc = uv_spawn(g->loop, &g->proc, &po);
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0) {
+        /* uv_spawn leaves the handle initialised; it must be closed. */
+        g->open_handles++;
+        uv_close((uv_handle_t *)&g->proc, handle_closed);
+        set_state(g, PX_GUEST_FAILED, "cannot start %s: %s", g->cmd.argv[0], uv_strerror(rc));
+        return PX_OK;
+    }
+    g->open_handles++;
+    g->proc_alive = true;
+    g->started_ms = uv_now(g->loop);
+    /* `plexus console NAME` finds the index-named socket through this link
+     * (relative, so the full path never has to fit in sun_path). */
+    char link_path[4300];
+    const char *base = strrchr(g->cmd.console_path, '/');
+    snprintf(link_path, sizeof(link_path), "%.*s/%s.console", (int)(base - g->cmd.console_path),
+             g->cmd.console_path, g->name);
+    unlink(link_path);
+    if (symlink(base + 1, link_path) != 0)
+        PX_WARN("guest", "cannot link the console socket", "guest=%s path=%s", g->name, link_path);
+    px_errmsg em = {{0}};
+    px_qmp_opts qo = {
+        .on_ready = on_qmp_ready, .on_event = on_qmp_event, .on_lost = on_qmp_lost, .ud = g};
+    if (px_qmp_new(g->loop, &qo, &g->qmp, &em) != PX_OK ||
+        px_qmp_connect(g->qmp, g->cmd.qmp_path, QMP_TIMEOUT_MS, &em) != PX_OK) {
+        PX_ERROR("guest", "cannot start QMP", "guest=%s detail=\"%s\"", g->name, em.text);
+        uv_process_kill(&g->proc, SIGKILL);
+    }
+    PX_INFO("guest", "QEMU started", "guest=%s pid=%d", g->name, g->proc.pid);
+    if (g->restarts)
+        set_state(g, PX_GUEST_STARTING, "restart %u", g->restarts);
+    else
+        set_state(g, PX_GUEST_STARTING, NULL);
+    return PX_OK;
+}
+
+static void on_stopped(px_qmp *q, px_err err, bool graceful, const px_errmsg *em, void *ud)
+{
+    (void)q;
+    px_guest *g = ud;
+    PX_INFO("guest", "stop", "guest=%s graceful=%d err=%s detail=\"%s\"", g->name, graceful,
+            px_errname(err), em ? em->text : "");
+}
+
+void px_guest_stop(px_guest *g)
+{
+    if (!g->proc_alive) {
+        uv_timer_stop(&g->timer); /* a pending restart is cancelled */
+        g->want_stop = true;
+        if (g->state != PX_GUEST_STOPPED && g->state != PX_GUEST_DEFINED)
+            set_state(g, PX_GUEST_STOPPED, NULL);
+        return;
+    }
+    if (g->want_stop)
+        return;
+    g->want_stop = true;
+    set_state(g, PX_GUEST_STOPPING, NULL);
+    if (!g->qmp || !px_qmp_ready(g->qmp) ||
+        px_qmp_powerdown_then_quit(g->qmp, g->stop_timeout_ms, on_stopped, g) != PX_OK)
+        uv_process_kill(&g->proc, SIGTERM);
+    uv_timer_start(&g->timer, kill_timer, g->stop_timeout_ms + KILL_GRACE_MS, 0);
+}
+
+px_err px_guest_new(uv_loop_t *loop, const px_guest_opts *o, px_guest **out, px_errmsg *em)
+{
+    px_guest *g = calloc(1, sizeof(*g));
+    if (!g)
+        return PX_E_NOMEM;
+    px_err err = px_qemu_cmd_build(o->topo, o->index, &o->qemu, &g->cmd, em);
+    if (err) {
+        free(g);
+        return err;
+    }
+    const px_topo_guest *tg = &o->topo->guests[o->index];
+    g->loop = loop;
+    snprintf(g->name, sizeof(g->name), "%s", tg->name);
+    g->restart = tg->restart;
+    g->stop_timeout_ms = o->stop_timeout_ms ? o->stop_timeout_ms : 3000;
+    g->on_change = o->on_change;
+    g->ud = o->ud;
+    g->backoff_ms = BACKOFF_MIN_MS;
+    snprintf(g->qemu_log, sizeof(g->qemu_log), "%s/%s.qemu.log", o->qemu.rundir, tg->name);
+    uv_timer_init(loop, &g->timer);
+    g->timer.data = g;
+    g->open_handles = 1;
+    size_t n = 0;
+    for (uint32_t i = 0; i < g->cmd.n_notes && n + 2 < sizeof(g->notes); i++)
+        n += (size_t)snprintf(g->notes + n, sizeof(g->notes) - n, "%s%s", i ? "; " : "",
+                              g->cmd.notes[i]);
+    snprintf(g->detail, sizeof(g->detail), "%s", g->notes);
+    char line[2048];
+    px_qemu_cmd_describe(&g->cmd, line, sizeof(line));
+    PX_DEBUG("guest", "command line", "guest=%s argv=\"%s\"", g->name, line);
+    *out = g;
+    return PX_OK;
+}
+
+void px_guest_close(px_guest *g, px_guest_closed_cb cb, void *ud)
+{
+    g->on_closed = cb;
+    g->closed_ud = ud;
+    g->want_stop = true;
+    g->closing = true;
+    if (g->proc_alive)
+        uv_process_kill(&g->proc, SIGKILL); /* on_qemu_exit closes the process handle */
+    uv_timer_stop(&g->timer);
+    uv_close((uv_handle_t *)&g->timer, handle_closed);
+    if (!g->proc_alive)
+        drop_qmp(g);
+}
+
+const char *px_guest_name(const px_guest *g)
+{
+    return g->name;
+}
+
+px_guest_state px_guest_get_state(const px_guest *g)
+{
+    return g->state;
+}
+
+const char *px_guest_detail(const px_guest *g)
+{
+    return g->detail;
+}
+
+const char *px_guest_log_path(const px_guest *g)
+{
+    return g->cmd.log_path;
+}
+
+int px_guest_pid(const px_guest *g)
+{
+    return g->proc_alive ? g->proc.pid : 0;
+}
+
+uint32_t px_guest_restarts(const px_guest *g)
+{
+    return g->restarts;
+}

@@ -1,0 +1,292 @@
+/* QEMU command lines. See qemu_cmd.h. */
+#include "qemu_cmd.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MIB (1024ull * 1024ull)
+
+static px_err add(px_qemu_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static px_err add(px_qemu_cmd *c, const char *fmt, ...)
+{
+    if (c->argc == PX_QEMU_MAX_ARGS)
+        return PX_E_TOOBIG;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&c->argv[c->argc], fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        c->argv[c->argc] = NULL;
+        return PX_E_NOMEM;
+    }
+    c->argc++;
+    c->argv[c->argc] = NULL;
+    return PX_OK;
+}
+
+static void note(px_qemu_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void note(px_qemu_cmd *c, const char *fmt, ...)
+{
+    if (c->n_notes == PX_QEMU_MAX_NOTES)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->notes[c->n_notes++], sizeof(c->notes[0]), fmt, ap);
+    va_end(ap);
+}
+
+static const char *nic_device(px_topo_nic_model m)
+{
+    switch (m) {
+    case PX_TOPO_NIC_E1000:
+        return "e1000";
+    case PX_TOPO_NIC_E1000E:
+        return "e1000e";
+    case PX_TOPO_NIC_RTL8139:
+        return "rtl8139";
+    case PX_TOPO_NIC_VIRTIO:
+    default:
+        return "virtio-net-pci";
+    }
+}
+
+/* ---- device builders: one per attachment kind ---- */
+
+typedef px_err (*device_fn)(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,
+                            px_errmsg *em);
+
+/* Ethernet: QEMU is the stream server so a node restart can reconnect. */
+static px_err nics(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,
+                   px_errmsg *em)
+{
+    const px_topo_guest *gu = &t->guests[g];
+    px_err err = PX_OK;
+    for (uint32_t i = 0; i < gu->n_nics && !err; i++) {
+        const px_topo_nic *n = &gu->nics[i];
+        char path[4200];
+        int len = snprintf(path, sizeof(path), "%s/n%u-%u.sock", cfg->rundir, g, i);
+        if (len >= 108)
+            return px_errmsg_set(em, PX_E_CONFIG,
+                                 "guest %s: NIC socket path %s is too long for a UNIX socket",
+                                 gu->name, path);
+        err = add(c, "-netdev");
+        if (!err)
+            err = add(c, "stream,id=nic%u,server=on,addr.type=unix,addr.path=%s", i, path);
+        if (!err)
+            err = add(c, "-device");
+        if (!err)
+            err = add(c, "%s,netdev=nic%u,mac=%02x:%02x:%02x:%02x:%02x:%02x,bus=pcie.0,romfile=",
+                      nic_device(n->model), i, n->mac[0], n->mac[1], n->mac[2], n->mac[3],
+                      n->mac[4], n->mac[5]);
+    }
+    return err;
+}
+
+/* CAN needs the rootless socketcan shim, ivshmem a region server, CXL the
+ * switch back end: none exists yet, so the guest runs without them and
+ * says so. */
+static px_err cans(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,
+                   px_errmsg *em)
+{
+    (void)cfg;
+    (void)em;
+    const px_topo_guest *gu = &t->guests[g];
+    if (gu->n_cans)
+        note(c, "%u CAN controller(s) not wired yet (CAN bus service)", gu->n_cans);
+    return PX_OK;
+}
+
+static px_err shms(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,
+                   px_errmsg *em)
+{
+    (void)cfg;
+    (void)em;
+    const px_topo_guest *gu = &t->guests[g];
+    if (gu->n_shms)
+        note(c, "%u ivshmem region(s) not wired yet (ivshmem service)", gu->n_shms);
+    return PX_OK;
+}
+
+static px_err cxls(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,
+                   px_errmsg *em)
+{
+    (void)cfg;
+    (void)em;
+    const px_topo_guest *gu = &t->guests[g];
+    if (gu->n_cxls)
+        note(c, "%u CXL port(s) not wired yet (CXL switch service)", gu->n_cxls);
+    return PX_OK;
+}
+
+static const device_fn device_builders[] = {nics, cans, shms, cxls};
+
+/* ---- the command line ---- */
+
+static px_err image_args(const px_topo *t, const px_topo_guest *gu, const px_qemu_cfg *cfg,
+                         px_qemu_cmd *c, px_errmsg *em)
+{
+    char kernel[4200], initrd[4200];
+    const char *append = NULL;
+    const px_topo_image *im = &gu->image;
+    if (im->type == PX_TOPO_IMAGE_DISK) {
+        const char *d = im->disk;
+        char path[4200];
+        if (d[0] != '/' && t->base_dir)
+            snprintf(path, sizeof(path), "%s/%s", t->base_dir, d), d = path;
+        if (access(d, R_OK) != 0)
+            return px_errmsg_set(em, PX_E_CONFIG, "guest %s: disk image %s is not readable",
+                                 gu->name, d);
+        size_t dl = strlen(d);
+        const char *fmt = dl > 6 && strcmp(d + dl - 6, ".qcow2") == 0 ? "qcow2" : "raw";
+        px_err err = add(c, "-drive");
+        if (!err)
+            err = add(c, "file=%s,if=virtio,format=%s", d, fmt);
+        return err;
+    }
+    if (im->type == PX_TOPO_IMAGE_BUILTIN) {
+        snprintf(kernel, sizeof(kernel), "%s/%s/vmlinuz", cfg->image_dir ? cfg->image_dir : ".",
+                 im->builtin);
+        snprintf(initrd, sizeof(initrd), "%s/%s/initrd.img", cfg->image_dir ? cfg->image_dir : ".",
+                 im->builtin);
+        if (access(kernel, R_OK) != 0 || access(initrd, R_OK) != 0)
+            return px_errmsg_set(em, PX_E_CONFIG,
+                                 "guest %s: built-in image %s not found in %s (build it with "
+                                 "scripts/guest-image.sh)",
+                                 gu->name, im->builtin, cfg->image_dir ? cfg->image_dir : ".");
+    } else {
+        const char *k = im->kernel;
+        if (k[0] != '/' && t->base_dir)
+            snprintf(kernel, sizeof(kernel), "%s/%s", t->base_dir, k);
+        else
+            snprintf(kernel, sizeof(kernel), "%s", k);
+        if (access(kernel, R_OK) != 0)
+            return px_errmsg_set(em, PX_E_CONFIG, "guest %s: kernel %s is not readable", gu->name,
+                                 kernel);
+        initrd[0] = '\0';
+        if (im->initrd) {
+            if (im->initrd[0] != '/' && t->base_dir)
+                snprintf(initrd, sizeof(initrd), "%s/%s", t->base_dir, im->initrd);
+            else
+                snprintf(initrd, sizeof(initrd), "%s", im->initrd);
+            if (access(initrd, R_OK) != 0)
+                return px_errmsg_set(em, PX_E_CONFIG, "guest %s: initrd %s is not readable",
+                                     gu->name, initrd);
+        }
+        append = im->append;
+    }
+    px_err err = add(c, "-kernel");
+    if (!err)
+        err = add(c, "%s", kernel);
+    if (!err && initrd[0]) {
+        err = add(c, "-initrd");
+        if (!err)
+            err = add(c, "%s", initrd);
+    }
+    if (!err) {
+        err = add(c, "-append");
+        if (!err)
+            err = add(c, "console=ttyS0 panic=-1 plexus.name=%s%s%s%s%s", gu->name,
+                      append ? " " : "", append ? append : "", cfg->extra_append ? " " : "",
+                      cfg->extra_append ? cfg->extra_append : "");
+    }
+    return err;
+}
+
+px_err px_qemu_cmd_build(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,
+                         px_errmsg *em)
+{
+    memset(c, 0, sizeof(*c));
+    if (g >= t->n_guests)
+        return px_errmsg_set(em, PX_E_INVAL, "guest index %u out of range", g);
+    const px_topo_guest *gu = &t->guests[g];
+    if (snprintf(c->qmp_path, sizeof(c->qmp_path), "%s/q%u.sock", cfg->rundir, g) >=
+            (int)sizeof(c->qmp_path) ||
+        snprintf(c->console_path, sizeof(c->console_path), "%s/c%u.sock", cfg->rundir, g) >=
+            (int)sizeof(c->console_path))
+        return px_errmsg_set(em, PX_E_CONFIG,
+                             "guest %s: runtime directory %s is too long for UNIX sockets "
+                             "(keep it under 90 characters)",
+                             gu->name, cfg->rundir);
+    snprintf(c->log_path, sizeof(c->log_path), "%s/%s.log", cfg->rundir, gu->name);
+    snprintf(c->pid_path, sizeof(c->pid_path), "%s/%s.pid", cfg->rundir, gu->name);
+
+    bool kvm = cfg->accel == PX_TOPO_ACCEL_KVM;
+    px_err err = add(c, "%s", cfg->qemu ? cfg->qemu : "qemu-system-x86_64");
+    /* Paused until the node has wired the endpoints and says cont. */
+    const char *fixed[] = {"-S",         "-nodefaults", "-no-user-config",
+                           "-nographic", "-no-reboot",  "-machine",
+                           "q35",        "-accel",      kvm ? "kvm" : "tcg"};
+    for (size_t i = 0; !err && i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        err = add(c, "%s", fixed[i]);
+    /* TCG: every feature QEMU can emulate. KVM: the default model; "host"
+     * and "max" abort on MSR 0x10a under nested KVM. */
+    if (!err && !kvm)
+        err = add(c, "-cpu");
+    if (!err && !kvm)
+        err = add(c, "max");
+    if (!err)
+        err = add(c, "-name");
+    if (!err)
+        err = add(c, "guest=%s,debug-threads=on", gu->name);
+    if (!err)
+        err = add(c, "-smp");
+    if (!err)
+        err = add(c, "%u", gu->cpus ? gu->cpus : 1);
+    if (!err)
+        err = add(c, "-m");
+    if (!err)
+        err = add(c, "%lluM", (unsigned long long)(gu->memory ? gu->memory / MIB : 256));
+    if (!err)
+        err = add(c, "-pidfile");
+    if (!err)
+        err = add(c, "%s", c->pid_path);
+    if (!err)
+        err = add(c, "-qmp");
+    if (!err)
+        err = add(c, "unix:%s,server=on,wait=off", c->qmp_path);
+    if (!err)
+        err = add(c, "-chardev");
+    if (!err)
+        err = add(c, "socket,id=con0,path=%s,server=on,wait=off,logfile=%s,logappend=on",
+                  c->console_path, c->log_path);
+    if (!err)
+        err = add(c, "-serial");
+    if (!err)
+        err = add(c, "chardev:con0");
+    if (!err)
+        err = image_args(t, gu, cfg, c, em);
+    for (size_t i = 0; !err && i < sizeof(device_builders) / sizeof(device_builders[0]); i++)
+        err = device_builders[i](t, g, cfg, c, em);
+    if (err == PX_E_TOOBIG)
+        px_errmsg_set(em, err, "guest %s: more than %u QEMU arguments", gu->name, PX_QEMU_MAX_ARGS);
+    if (err)
+        px_qemu_cmd_fini(c);
+    return err;
+}
+
+void px_qemu_cmd_fini(px_qemu_cmd *c)
+{
+    for (size_t i = 0; i < c->argc; i++)
+        free(c->argv[i]);
+    c->argc = 0;
+    c->argv[0] = NULL;
+}
+
+void px_qemu_cmd_describe(const px_qemu_cmd *c, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < c->argc && n + 4 < len; i++) {
+        bool quote = strpbrk(c->argv[i], " \t'\"") != NULL;
+        int k = snprintf(buf + n, len - n, "%s%s%s%s", i ? " " : "", quote ? "'" : "", c->argv[i],
+                         quote ? "'" : "");
+        if (k < 0)
+            break;
+        n += (size_t)k;
+    }
+}
