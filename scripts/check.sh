@@ -25,6 +25,12 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "build (warnings are errors)"
 if bash scripts/build.sh build; then
+  step "built-in guest image (cached downloads)"
+  if bash scripts/guest-image.sh build/guest/tiny; then
+    export PLEXUS_IMAGE_DIR="$PWD/build/guest"
+  else
+    failed=$((failed + 1)); failures+=("guest image could not be built (e2e tests will skip)")
+  fi
   step "tests"
   meson test -C build --print-errorlogs --num-processes 1
   count_meson build "tests"

@@ -93,8 +93,15 @@ static px_err wait_lab(px_ctl *c, const char *lab, uint32_t timeout_ms, px_ctl_r
                 snprintf(last[i], sizeof(last[i]), "%s", st);
             }
         }
-        if (r->n_labs == 1 &&
-            (px_str_eq(r->labs[0].state, "running") || px_str_eq(r->labs[0].state, "failed")))
+        /* Done when the lab failed, or runs and no guest is still on its
+         * way up (defined, pending, starting). */
+        bool settling = false;
+        for (uint32_t i = 0; i < r->n_guests; i++)
+            settling |= px_str_eq(r->guests[i].state, "defined") ||
+                        px_str_eq(r->guests[i].state, "pending") ||
+                        px_str_eq(r->guests[i].state, "starting");
+        if (r->n_labs == 1 && (px_str_eq(r->labs[0].state, "failed") ||
+                               (px_str_eq(r->labs[0].state, "running") && !settling)))
             return PX_OK;
         px_ctl_reply_fini(final);
         if (now_ms() > until)
@@ -233,6 +240,9 @@ static int run(px_cli *cli, int argc, char **argv)
     }
     const px_msg_reply *rep = &r.msg->body.reply;
     bool running = rep->n_labs == 1 && px_str_eq(rep->labs[0].state, "running");
+    uint32_t failed = 0;
+    for (uint32_t i = 0; i < rep->n_guests; i++)
+        failed += px_str_eq(rep->guests[i].state, "failed");
     if (cli->json) {
         px_print_json(rep, true, true);
     } else {
@@ -242,10 +252,11 @@ static int run(px_cli *cli, int argc, char **argv)
         printf("\n");
         px_print_nodes(rep);
         if (running)
-            printf("\nlab %s is up in %.1f s; 'plexus down %s' stops it\n", lab,
-                   (double)(now_ms() - t_start) / 1000.0, lab);
+            printf("\nlab %s is up in %.1f s%s; 'plexus down %s' stops it\n", lab,
+                   (double)(now_ms() - t_start) / 1000.0,
+                   failed ? ", but some guests failed (see DETAIL)" : "", lab);
     }
-    rc = running ? PX_EXIT_OK : PX_EXIT_FAIL;
+    rc = running && !failed ? PX_EXIT_OK : PX_EXIT_FAIL;
     px_ctl_reply_fini(&r);
 close:
     px_ctl_close(ctl);
@@ -262,9 +273,12 @@ const px_cli_cmd px_cmd_up = {
             "                        [--timeout SECONDS]\n"
             "\n"
             "Validate FILE, hand it to the coordinator, which places its guests and nets\n"
-            "on nodes and sends each node one plan, and follow the lab until it runs\n"
-            "(progress on stderr: each guest's state as it changes), then print the\n"
-            "status table.\n"
+            "on nodes and sends each node one plan, and follow the lab until every guest\n"
+            "has started or failed (progress on stderr: each guest's state as it\n"
+            "changes, with the elapsed time), then print the status table.\n"
+            "\n"
+            "exit status: 0 when the lab runs with every guest running; 1 when it\n"
+            "failed or a guest failed (the lab stays up: 'plexus down LAB'); 2 usage.\n"
             "\n"
             "options:\n"
             "  --local        start a coordinator and N nodes on this machine first: as\n"

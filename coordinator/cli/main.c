@@ -9,8 +9,12 @@
 #include "fabric/core/log.h"
 
 static const px_cli_cmd *const commands[] = {
-    &px_cmd_validate, &px_cmd_plan,  &px_cmd_graph, &px_cmd_up,      &px_cmd_down,
-    &px_cmd_status,   &px_cmd_nodes, &px_cmd_keys,  &px_cmd_version,
+    /* clang-format off */
+    &px_cmd_validate, &px_cmd_plan, &px_cmd_graph,
+    &px_cmd_up, &px_cmd_down, &px_cmd_status, &px_cmd_nodes,
+    &px_cmd_logs, &px_cmd_console,
+    &px_cmd_keys, &px_cmd_version,
+    /* clang-format on */
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
