@@ -8,6 +8,10 @@ build=${1:-build}
 plexus="$build/coordinator/cli/plexus"
 lab=quickstart
 
+echo "== built-in guest image (downloads Debian's kernel and busybox once, then cached)"
+bash scripts/guest-image.sh "$build/guest/tiny"
+export PLEXUS_IMAGE_DIR="$PWD/$build/guest"
+echo
 echo "== $("$plexus" version)"
 echo
 echo "== plexus validate configs/quickstart.yaml"
@@ -25,8 +29,15 @@ echo
 echo "== plexus status"
 "$plexus" status
 echo
-echo "NOT YET: guests stay 'defined' - starting QEMU for them arrives with the guest"
-echo "runtime; CAN, Ethernet, ivshmem and CXL fabric services follow it."
+echo "== the first lines a guest printed on its serial console (plexus logs gw)"
+for _ in $(seq 1 600); do
+  "$plexus" logs gw 2>/dev/null | grep -q PLEXUS-GUEST-READY && break
+  sleep 0.1
+done
+"$plexus" logs gw | grep -a -E 'Linux version|PLEXUS-GUEST-READY' || true
+echo
+echo "NOT YET: the guests' CAN, Ethernet, ivshmem and CXL attachments are not wired"
+echo "(their fabric services come next); the DETAIL column says which."
 echo
 echo "== authenticated transport between two processes (quick benchmark)"
 "$build/bench/transport/bench_transport" --quick || echo "(transport benchmark not built)"
