@@ -9,6 +9,7 @@ PKGS=(
   libzmq3-dev libsodium-dev libmsgpack-dev libuv1-dev libcmocka-dev
   libyaml-dev libjansson-dev libmetis-dev
   python3-pytest iproute2 procps graphviz
+  cpio kmod binutils gzip qemu-system-x86
 )
 
 missing=()
