@@ -180,7 +180,10 @@ static px_err lab_place(px_coord *c, px_lab *lab, px_errmsg *em)
     px_plan_host avail[PX_COORD_MAX_NODES];
     uint32_t n_avail = up_hosts(c, avail);
     px_lab_plan plan;
-    px_err err = px_lab_plan_make(lab->topo, avail, n_avail, &plan, em);
+    /* The first placement wants every host the file names; a re-placement
+     * after a node loss does without the lost ones. */
+    unsigned flags = lab->epoch ? PX_PLAN_SKIP_MISSING : 0;
+    px_err err = px_lab_plan_make(lab->topo, avail, n_avail, flags, &plan, em);
     if (err)
         return err;
     /* Old hosts that the new plan drops still run the old guests. */

@@ -72,8 +72,10 @@ void px_plan_sim_hosts(uint32_t n, uint32_t cpus_each, uint64_t mem_mb_each, px_
     }
 }
 
+/* topo_to_plan[i]: plan index of topology host i, PX_PLACE_NONE when it was
+ * skipped (not registered, with PX_PLAN_SKIP_MISSING). */
 static px_err pick_hosts(const px_topo *t, const px_plan_host *avail, uint32_t n_avail,
-                         px_lab_plan *p, px_errmsg *em)
+                         unsigned flags, px_lab_plan *p, uint32_t *topo_to_plan, px_errmsg *em)
 {
     uint32_t n = t->n_hosts ? t->n_hosts : n_avail;
     if (n == 0)
@@ -84,13 +86,14 @@ static px_err pick_hosts(const px_topo *t, const px_plan_host *avail, uint32_t n
     p->hosts = calloc(n, sizeof(*p->hosts));
     if (!p->hosts)
         return PX_E_NOMEM;
-    p->n_hosts = n;
+    p->n_hosts = 0;
     for (uint32_t i = 0; i < n; i++) {
-        px_plan_host *h = &p->hosts[i];
+        px_plan_host *h = &p->hosts[p->n_hosts];
         if (!t->n_hosts) {
             *h = avail[i];
         } else {
             const px_topo_host *th = &t->hosts[i];
+            topo_to_plan[i] = PX_PLACE_NONE;
             snprintf(h->name, sizeof(h->name), "%s", th->name);
             h->cpus = th->cpus;
             h->mem_mb = th->memory / MIB;
@@ -99,6 +102,8 @@ static px_err pick_hosts(const px_topo *t, const px_plan_host *avail, uint32_t n
                 for (uint32_t j = 0; j < n_avail && !a; j++)
                     if (strcmp(avail[j].name, th->name) == 0)
                         a = &avail[j];
+                if (!a && (flags & PX_PLAN_SKIP_MISSING))
+                    continue;
                 if (!a)
                     return px_errmsg_set(em, PX_E_CONFIG,
                                          "%s:%u:%u: host %s is not a registered node; start "
@@ -110,26 +115,27 @@ static px_err pick_hosts(const px_topo *t, const px_plan_host *avail, uint32_t n
                 if (!h->mem_mb || a->mem_mb < h->mem_mb)
                     h->mem_mb = a->mem_mb;
             }
+            topo_to_plan[i] = p->n_hosts;
         }
         uint64_t hm = t->placement.headroom_memory / MIB;
         h->cpus = h->cpus > t->placement.headroom_cpus ? h->cpus - t->placement.headroom_cpus : 0;
         h->mem_mb = h->mem_mb > hm ? h->mem_mb - hm : 0;
+        p->n_hosts++;
     }
+    if (p->n_hosts == 0)
+        return px_errmsg_set(em, PX_E_CONFIG, "%s: none of the file's hosts is available",
+                             t->source ? t->source : "topology");
     return PX_OK;
 }
 
-/* Host index in the plan for a topology host index (identity when the
- * topology lists hosts: the plan uses them in order). */
-static uint32_t plan_host_of_topo_host(const px_topo *t, uint32_t th)
-{
-    return t->n_hosts ? th : PX_PLACE_NONE;
-}
-
 px_err px_lab_plan_make(const px_topo *t, const px_plan_host *avail, uint32_t n_avail,
-                        px_lab_plan *p, px_errmsg *em)
+                        unsigned flags, px_lab_plan *p, px_errmsg *em)
 {
     memset(p, 0, sizeof(*p));
-    px_err err = pick_hosts(t, avail, n_avail, p, em);
+    uint32_t *topo_to_plan = calloc(t->n_hosts + 1, sizeof(uint32_t));
+    if (!topo_to_plan)
+        return PX_E_NOMEM;
+    px_err err = pick_hosts(t, avail, n_avail, flags, p, topo_to_plan, em);
     if (err)
         goto fail;
 
@@ -177,8 +183,15 @@ px_err px_lab_plan_make(const px_topo *t, const px_plan_host *avail, uint32_t n_
     }
     for (uint32_t i = 0; i < t->placement.n_pins; i++) {
         const px_topo_pin *pin = &t->placement.pins[i];
-        if (pin->what.type == PX_TOPO_OBJ_GUEST)
-            pg[pin->what.index].pin = plan_host_of_topo_host(t, pin->host);
+        if (pin->what.type != PX_TOPO_OBJ_GUEST)
+            continue;
+        pg[pin->what.index].pin = topo_to_plan[pin->host];
+        if (pg[pin->what.index].pin == PX_PLACE_NONE) {
+            err = px_errmsg_set(em, PX_E_CONFIG,
+                                "guest %s is pinned to host %s, which is not available",
+                                t->guests[pin->what.index].name, t->hosts[pin->host].name);
+            goto out;
+        }
     }
     for (uint32_t i = 0; i < t->placement.n_colocate; i++)
         co[i] = (px_place_group){t->placement.colocate[i].n, t->placement.colocate[i].guests};
@@ -213,8 +226,8 @@ px_err px_lab_plan_make(const px_topo *t, const px_plan_host *avail, uint32_t n_
         const px_topo_pin *pin = &t->placement.pins[i];
         for (uint32_t n = 0; n < N; n++)
             if (p->nets[n].type == pin->what.type && p->nets[n].index == pin->what.index &&
-                plan_host_of_topo_host(t, pin->host) != PX_PLACE_NONE)
-                p->net_home[n] = plan_host_of_topo_host(t, pin->host);
+                topo_to_plan[pin->host] != PX_PLACE_NONE)
+                p->net_home[n] = topo_to_plan[pin->host];
     }
     err = PX_OK;
 out:
@@ -225,6 +238,7 @@ out:
     free(co);
     free(anti);
 fail:
+    free(topo_to_plan);
     if (err)
         px_lab_plan_fini(p);
     return err;

@@ -46,8 +46,11 @@ typedef struct px_lab_plan {
 
 /* Plan t onto hosts. On error (PX_E_CONFIG: unknown host, no capacity, ...)
  * em says what and *out is zeroed. Pure computation. */
+#define PX_PLAN_SKIP_MISSING                                                                       \
+    1u /* hosts: entries not in avail are left out (a re-plan                                      \
+          after a node loss) instead of an error */
 px_err px_lab_plan_make(const px_topo *t, const px_plan_host *avail, uint32_t n_avail,
-                        px_lab_plan *out, px_errmsg *em);
+                        unsigned flags, px_lab_plan *out, px_errmsg *em);
 
 void px_lab_plan_fini(px_lab_plan *p);
 

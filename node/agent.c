@@ -243,6 +243,11 @@ static void lab_start_guests(px_node *n, px_node_lab *l)
         px_node_guest *ng = &l->guests[i];
         if (ng->g || ng->index == PX_TOPO_NONE)
             continue;
+        if (n->opts.dry_run) {
+            snprintf(ng->state, sizeof(ng->state), "planned");
+            snprintf(ng->detail, sizeof(ng->detail), "dry run: not started");
+            continue;
+        }
         px_topo_accel accel = resolve_accel(n, l->topo->guests[ng->index].accel);
         if (accel == PX_TOPO_ACCEL_AUTO) {
             snprintf(ng->state, sizeof(ng->state), "defined");
@@ -583,7 +588,9 @@ px_err px_node_start(px_node *n, uv_loop_t *loop, const px_node_opts *opts, px_e
     /* Guests asking for accelerator auto wait for this answer. */
     px_accel_opts ao = {
         .qemu = opts->qemu, .image_dir = opts->image_dir, .cache_dir = opts->cache_dir};
-    if (px_accel_probe_start(loop, &ao, accel_known, n, &n->probe) != PX_OK) {
+    if (opts->dry_run) {
+        n->accel = PX_NODE_ACCEL_TCG;
+    } else if (px_accel_probe_start(loop, &ao, accel_known, n, &n->probe) != PX_OK) {
         n->probe = NULL;
         n->accel = PX_NODE_ACCEL_TCG;
     }

@@ -42,6 +42,7 @@ typedef struct px_node_opts {
     const char *image_dir;       /* built-in guest images: DIR/NAME/{vmlinuz,initrd.img} */
     const char *cache_dir;       /* where the KVM probe result is kept; NULL = none */
     uint32_t stop_timeout_ms;    /* graceful guest stop before quit; 0 = 3000 */
+    bool dry_run;                /* apply plans but start no QEMU: guests stay "planned" */
 } px_node_opts;
 
 typedef struct px_node_guest {

@@ -33,6 +33,8 @@ static const char usage[] =
     "  --qemu PATH              QEMU binary (default qemu-system-x86_64)\n"
     "  --cache-dir DIR          keeps the KVM probe's answer (default /var/cache/plexus)\n"
     "  --stop-timeout-ms N      powerdown grace before quit (default 3000)\n"
+    "  --dry-run                apply plans without starting QEMU (guests stay\n"
+    "                           'planned'): exercise the control plane alone\n"
     "  -h, --help               this text\n";
 
 /* $PLEXUS_IMAGE_DIR, else the build tree (build/node/../guest), else the
@@ -80,6 +82,7 @@ int main(int argc, char **argv)
         {"qemu", required_argument, NULL, 'Q'},
         {"cache-dir", required_argument, NULL, 'D'},
         {"stop-timeout-ms", required_argument, NULL, 'T'},
+        {"dry-run", no_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -134,6 +137,9 @@ int main(int argc, char **argv)
             break;
         case 'T':
             o.stop_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'N':
+            o.dry_run = true;
             break;
         case 'h':
             fputs(usage, stdout);

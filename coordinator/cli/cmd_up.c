@@ -116,13 +116,11 @@ static px_err wait_lab(px_ctl *c, const char *lab, uint32_t timeout_ms, px_ctl_r
 static int run(px_cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"local", no_argument, NULL, 'l'},
-        {"hosts", required_argument, NULL, 'n'},
-        {"policy", required_argument, NULL, 'p'},
-        {"timeout", required_argument, NULL, 't'},
-        {NULL, 0, NULL, 0},
+        {"local", no_argument, NULL, 'l'},        {"hosts", required_argument, NULL, 'n'},
+        {"policy", required_argument, NULL, 'p'}, {"timeout", required_argument, NULL, 't'},
+        {"dry-run", no_argument, NULL, 'd'},      {NULL, 0, NULL, 0},
     };
-    bool local = false;
+    bool local = false, dry_run = false;
     uint32_t n_hosts = 0, timeout = 120;
     const char *policy = "reschedule";
     int c;
@@ -145,14 +143,17 @@ static int run(px_cli *cli, int argc, char **argv)
         case 't':
             timeout = (uint32_t)strtoul(optarg, NULL, 10);
             break;
+        case 'd':
+            dry_run = true;
+            break;
         default:
             return px_cli_usage(cli, "up", "bad option");
         }
     }
     if (optind + 1 != argc)
         return px_cli_usage(cli, "up", "expected exactly one topology FILE");
-    if (n_hosts && !local)
-        return px_cli_usage(cli, "up", "--hosts goes with --local");
+    if ((n_hosts || dry_run) && !local)
+        return px_cli_usage(cli, "up", "--hosts and --dry-run go with --local");
     const char *file = argv[optind];
     t_start = now_ms();
     quiet_progress = cli->json;
@@ -196,7 +197,7 @@ static int run(px_cli *cli, int argc, char **argv)
             else
                 snprintf(hosts[i], sizeof(hosts[i]), "host%u", i + 1);
         }
-        if (px_local_start(&l, lab, (const char(*)[64])hosts, n, progress, &em) != PX_OK) {
+        if (px_local_start(&l, lab, (const char(*)[64])hosts, n, dry_run, progress, &em) != PX_OK) {
             rc = px_cli_fail(cli, "up", NULL, "%s", em.text);
             goto out;
         }
@@ -289,6 +290,8 @@ const px_cli_cmd px_cmd_up = {
             "  --policy P     what the coordinator does when a node is lost:\n"
             "                 reschedule its guests elsewhere (default) or stop the lab\n"
             "  --timeout S    give up waiting after S seconds (default 120)\n"
+            "  --dry-run      with --local: run the control plane only; nodes apply\n"
+            "                 their plans but start no QEMU (guests stay 'planned')\n"
             "\n"
             "examples:\n"
             "  plexus up configs/quickstart.yaml --local\n"

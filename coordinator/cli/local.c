@@ -358,7 +358,7 @@ static px_err make_key(const char *dir, const char *name, px_keypair *kp, px_err
 }
 
 px_err px_local_start(px_local *l, const char *lab, const char (*hosts)[64], uint32_t n,
-                      void (*progress)(const char *line), px_errmsg *em)
+                      bool dry_run, void (*progress)(const char *line), px_errmsg *em)
 {
     char root[4096], keys[4200], path[4400], line[512];
     memset(l, 0, sizeof(*l));
@@ -475,22 +475,29 @@ px_err px_local_start(px_local *l, const char *lab, const char (*hosts)[64], uin
             snprintf(data, sizeof(data), "tcp://10.251.%u.%u:*", l->subnet, 10 + i);
         else
             snprintf(data, sizeof(data), "tcp://127.0.0.1:*");
-        char *nargv[] = {node_bin,
-                         "--name",
-                         l->host[i],
-                         "--coordinator",
-                         l->target.endpoint,
-                         "--coordinator-key",
-                         coord_kp.public_z85,
-                         "--key",
-                         nkey,
-                         "--data-listen",
-                         data,
-                         "--runtime-dir",
-                         rt,
-                         "--log-file",
-                         nlog,
-                         NULL};
+        char *nargv[24] = {node_bin,
+                           "--name",
+                           l->host[i],
+                           "--coordinator",
+                           l->target.endpoint,
+                           "--coordinator-key",
+                           coord_kp.public_z85,
+                           "--key",
+                           nkey,
+                           "--data-listen",
+                           data,
+                           "--runtime-dir",
+                           rt,
+                           "--log-file",
+                           nlog,
+                           NULL};
+        if (dry_run) {
+            size_t last = 0;
+            while (nargv[last])
+                last++;
+            nargv[last] = "--dry-run";
+            nargv[last + 1] = NULL;
+        }
         char *wrapped[32] = {"ip", "netns", "exec", ns};
         size_t k = 4;
         for (size_t j = 0; nargv[j] && k < 31; j++)

@@ -48,9 +48,9 @@ void px_local_root(char *buf, size_t len);
 
 /* Start the daemons for `lab` with the given host names (n <= 16). On
  * error everything started is stopped and removed again. progress (may be
- * NULL) receives one-line messages. */
+ * NULL) receives one-line messages. dry_run: nodes start no QEMU. */
 px_err px_local_start(px_local *l, const char *lab, const char (*hosts)[64], uint32_t n,
-                      void (*progress)(const char *line), px_errmsg *em);
+                      bool dry_run, void (*progress)(const char *line), px_errmsg *em);
 
 /* Read LOCAL_ROOT/LAB/context. PX_E_NOTFOUND if there is no such lab. */
 px_err px_local_load(const char *lab, px_local *l, px_errmsg *em);

@@ -41,7 +41,7 @@ int px_cli_plan_file(const px_cli *cli, const char *cmd, const char *path, uint3
          * guests overcommit CPUs well), memory is split between them. */
         px_plan_sim_hosts(sim_hosts, (uint32_t)(cpus > 0 ? cpus : 1) * 4, mem / sim_hosts, sim);
     }
-    px_err err = px_lab_plan_make(*t, sim, sim ? sim_hosts : 0, p, &em);
+    px_err err = px_lab_plan_make(*t, sim, sim ? sim_hosts : 0, 0, p, &em);
     free(sim);
     if (err) {
         px_cli_fail(cli, cmd, "add hosts (or capacity), or relax pins and anti-affinity", "%s",

@@ -1,8 +1,9 @@
 """Integration: the control plane with real processes.
 
-A coordinator and several plexus-node daemons started by `plexus up --local`
-(each node in its own network namespace when run as root), driven through the
-plexus CLI exactly as a user would. No QEMU is involved.
+A coordinator and several plexus-node daemons started by
+`plexus up --local --dry-run` (each node in its own network namespace when run
+as root), driven through the plexus CLI exactly as a user would. Nodes apply
+their plans but start no QEMU (guests stay "planned"): tests/e2e has guests.
 
 Run: PX_BUILD_DIR=build /usr/bin/python3 -m pytest tests/integration
 """
@@ -108,13 +109,13 @@ def lab(tmp_path, request):
 
 def test_up_status_down_three_nodes(tmp_path, lab):
     f = write_lab(tmp_path, lab)
-    p = run("up", f, "--local", "--hosts", "3", check=True)
+    p = run("up", f, "--local", "--dry-run", "--hosts", "3", check=True)
     assert f"lab {lab} is up" in p.stdout
     assert "nodes registered: 3/3" in p.stderr  # progress went to stderr
     st = status(lab)
     assert [l["state"] for l in st["labs"]] == ["running"]
     assert len(st["guests"]) == 6
-    assert all(g["state"] == "defined" for g in st["guests"])
+    assert all(g["state"] == "planned" for g in st["guests"])
     assert sorted(n["name"] for n in st["nodes"]) == ["host1", "host2", "host3"]
     assert all(n["state"] == "up" for n in st["nodes"])
     ctx = context(lab)
@@ -139,7 +140,7 @@ def test_up_status_down_three_nodes(tmp_path, lab):
 
 def test_killed_node_is_lost_and_guests_rescheduled(tmp_path, lab):
     f = write_lab(tmp_path, lab)
-    run("up", f, "--local", "--hosts", "3", check=True)
+    run("up", f, "--local", "--dry-run", "--hosts", "3", check=True)
     ctx = context(lab)
     before = status(lab)
     victim = before["guests"][0]["host"]  # a node that runs guests
@@ -171,7 +172,7 @@ def test_killed_node_is_lost_and_guests_rescheduled(tmp_path, lab):
 
 def test_killed_node_stops_lab_under_stop_policy(tmp_path, lab):
     f = write_lab(tmp_path, lab, n_guests=4)
-    run("up", f, "--local", "--hosts", "2", "--policy", "stop", check=True)
+    run("up", f, "--local", "--dry-run", "--hosts", "2", "--policy", "stop", check=True)
     ctx = context(lab)
     victim = status(lab)["guests"][0]["host"]
     os.kill(ctx["nodes"][victim], signal.SIGKILL)
@@ -184,7 +185,7 @@ def test_killed_node_stops_lab_under_stop_policy(tmp_path, lab):
 
 def test_coordinator_restart_keeps_labs_and_nodes(tmp_path, lab):
     f = write_lab(tmp_path, lab)
-    run("up", f, "--local", "--hosts", "2", check=True)
+    run("up", f, "--local", "--dry-run", "--hosts", "2", check=True)
     ctx = context(lab)
     before = status(lab)
     cpid = int(ctx["coordinator_pid"])
@@ -209,7 +210,7 @@ def test_coordinator_restart_keeps_labs_and_nodes(tmp_path, lab):
         st = json.loads(p.stdout)
         ok = (st["labs"] and st["labs"][0]["state"] == "running"
               and all(n["state"] == "up" for n in st["nodes"]) and len(st["nodes"]) == 2
-              and all(g["state"] == "defined" for g in st["guests"]))
+              and all(g["state"] == "planned" for g in st["guests"]))
         return st if ok else None
 
     st = wait_until("nodes re-attached to the restarted coordinator", reattached, timeout=10)
@@ -225,7 +226,7 @@ def test_coordinator_restart_keeps_labs_and_nodes(tmp_path, lab):
 
 def test_unauthorised_node_is_refused(tmp_path, lab):
     f = write_lab(tmp_path, lab, n_guests=2)
-    run("up", f, "--local", "--hosts", "1", check=True)
+    run("up", f, "--local", "--dry-run", "--hosts", "1", check=True)
     ctx = context(lab)
     keys = tmp_path / "keys"
     env = dict(os.environ, PLEXUS_KEYS=str(keys))
@@ -252,7 +253,7 @@ def test_unauthorised_node_is_refused(tmp_path, lab):
 def test_up_rejects_a_bad_file_with_its_location(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nnodes:\n  a: {cpu: 2}\n")
-    p = run("up", bad, "--local")
+    p = run("up", bad, "--local", "--dry-run")
     assert p.returncode == 1
     assert re.search(rf"{re.escape(str(bad))}:3:\d+: .*cpu", p.stderr), p.stderr
     assert not (LOCAL_ROOT and (LOCAL_ROOT / "x").exists())
@@ -275,3 +276,31 @@ def test_validate_points_at_the_error(path):
     assert p.returncode == 1, p.stdout
     assert f"{path}:{line}:{col}:" in p.stderr, p.stderr
     assert text in p.stderr, p.stderr
+
+
+def test_reschedule_within_the_files_hosts(tmp_path, lab):
+    """A file with a hosts: section: after a loss, placement uses the hosts
+    that are left; a pin to the lost host makes the lab fail, and says why."""
+    f = tmp_path / f"{lab}.yaml"
+    f.write_text(f"""\
+name: {lab}
+defaults: {{image: builtin:tiny, memory: 128M, cpus: 1}}
+hosts:
+  ha: {{cpus: 8, memory: 4G}}
+  hb: {{cpus: 8, memory: 4G}}
+  hc: {{cpus: 8, memory: 4G}}
+nets:
+  bus: {{type: can_bus, bitrate: 500k}}
+nodes:
+  a: {{can: [bus]}}
+  b: {{can: [bus]}}
+""")
+    run("up", f, "--local", "--dry-run", check=True)
+    ctx = context(lab)
+    assert sorted(ctx["nodes"]) == ["ha", "hb", "hc"]
+    victim = status(lab)["guests"][0]["host"]
+    os.kill(ctx["nodes"][victim], signal.SIGKILL)
+    st = wait_until("rescheduled onto the file's other hosts",
+                    lambda: (s := status(lab)) and s["labs"][0]["epoch"] >= 2
+                    and s["labs"][0]["state"] == "running" and s, timeout=10)
+    assert all(g["host"] in {"ha", "hb", "hc"} - {victim} for g in st["guests"])
