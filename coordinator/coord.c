@@ -20,13 +20,6 @@ static bool peer_eq(const px_peer *a, const px_peer *b)
     return a->id_len == b->id_len && memcmp(a->id, b->id, a->id_len) == 0;
 }
 
-static void copy_str(char *dst, size_t cap, px_str s)
-{
-    size_t n = s.len < cap - 1 ? s.len : cap - 1;
-    memcpy(dst, s.ptr, n);
-    dst[n] = '\0';
-}
-
 px_cnode *px_coord_node(px_coord *c, const char *name)
 {
     for (uint32_t i = 0; i < c->n_nodes; i++)
@@ -118,7 +111,7 @@ static void on_register(px_coord *c, const px_peer *from, const px_msg *m)
 {
     const px_msg_register *rg = &m->body.reg;
     char name[PX_NAME];
-    copy_str(name, sizeof(name), rg->name);
+    px_str_copy(name, sizeof(name), rg->name);
     px_cnode *n = px_coord_node(c, name);
     if (n && n->key[0] && strcmp(n->key, from->key_z85) != 0) {
         char text[256];
@@ -143,13 +136,13 @@ static void on_register(px_coord *c, const px_peer *from, const px_msg *m)
     bool was_up = n->state == PX_NODE_UP;
     snprintf(n->key, sizeof(n->key), "%s", from->key_z85);
     n->peer = *from;
-    copy_str(n->data_ep, sizeof(n->data_ep), rg->data_endpoint);
-    copy_str(n->data_key, sizeof(n->data_key), rg->data_key);
+    px_str_copy(n->data_ep, sizeof(n->data_ep), rg->data_endpoint);
+    px_str_copy(n->data_key, sizeof(n->data_key), rg->data_key);
     n->cpus = rg->cpus;
     n->mem_mb = rg->mem_mb;
     n->n_features = rg->n_features;
     for (uint32_t i = 0; i < rg->n_features; i++)
-        copy_str(n->features[i], sizeof(n->features[i]), rg->features[i]);
+        px_str_copy(n->features[i], sizeof(n->features[i]), rg->features[i]);
     n->state = PX_NODE_UP;
     n->last_seen_ms = px_coord_now_ms(c);
     PX_INFO("coord", was_up ? "node re-registered" : "node registered",

@@ -31,13 +31,6 @@ const char *px_lab_state_str(px_lab_state s)
     return "?";
 }
 
-static void copy_str(char *dst, size_t cap, px_str s)
-{
-    size_t n = s.len < cap - 1 ? s.len : cap - 1;
-    memcpy(dst, s.ptr, n);
-    dst[n] = '\0';
-}
-
 px_lab *px_lab_find(px_coord *c, const char *name)
 {
     for (uint32_t i = 0; i < c->n_labs; i++)
@@ -267,14 +260,14 @@ static void request_up(px_coord *c, const px_msg_request *rq, px_msg_reply *rep)
 {
     char source[256];
     px_errmsg em = {{0}};
-    copy_str(source, sizeof(source), rq->source.len ? rq->source : px_str_c("topology"));
+    px_str_copy(source, sizeof(source), rq->source.len ? rq->source : px_str_c("topology"));
     px_lab *lab = calloc(1, sizeof(*lab));
     if (!lab) {
         reply_set(rep, PX_E_NOMEM, "out of memory");
         return;
     }
     snprintf(lab->source, sizeof(lab->source), "%s", source);
-    copy_str(lab->policy, sizeof(lab->policy),
+    px_str_copy(lab->policy, sizeof(lab->policy),
              rq->policy.len ? rq->policy : px_str_c("reschedule"));
     if (strcmp(lab->policy, "reschedule") != 0 && strcmp(lab->policy, "stop") != 0) {
         snprintf(reply_text, sizeof(reply_text),
@@ -365,8 +358,8 @@ static void request_down(px_coord *c, const char *name, px_msg_reply *rep)
 void px_lab_request(px_coord *c, const px_msg_request *rq, px_msg_reply *rep)
 {
     char op[16], lab[PX_NAME];
-    copy_str(op, sizeof(op), rq->op);
-    copy_str(lab, sizeof(lab), rq->lab);
+    px_str_copy(op, sizeof(op), rq->op);
+    px_str_copy(lab, sizeof(lab), rq->lab);
     if (strcmp(op, "up") == 0) {
         request_up(c, rq, rep);
     } else if (strcmp(op, "down") == 0) {
@@ -429,8 +422,8 @@ static void lab_update_state(px_coord *c, px_lab *lab)
 void px_lab_on_status(px_coord *c, px_cnode *n, const px_msg_status *st)
 {
     char name[PX_NAME], state[16];
-    copy_str(name, sizeof(name), st->lab);
-    copy_str(state, sizeof(state), st->state);
+    px_str_copy(name, sizeof(name), st->lab);
+    px_str_copy(state, sizeof(state), st->state);
     px_lab *lab = px_lab_find(c, name);
     if (!lab)
         return;
@@ -450,12 +443,12 @@ void px_lab_on_status(px_coord *c, px_cnode *n, const px_msg_status *st)
     }
     for (uint32_t i = 0; i < st->n_guests; i++) {
         char g[PX_NAME];
-        copy_str(g, sizeof(g), st->guests[i].name);
+        px_str_copy(g, sizeof(g), st->guests[i].name);
         uint32_t gi = px_topo_find_guest(lab->topo, g);
         if (gi == PX_TOPO_NONE || lab->plan.guest_host[gi] != (uint32_t)h)
             continue;
-        copy_str(lab->guests[gi].state, sizeof(lab->guests[gi].state), st->guests[i].state);
-        copy_str(lab->guests[gi].detail, sizeof(lab->guests[gi].detail), st->guests[i].detail);
+        px_str_copy(lab->guests[gi].state, sizeof(lab->guests[gi].state), st->guests[i].state);
+        px_str_copy(lab->guests[gi].detail, sizeof(lab->guests[gi].detail), st->guests[i].detail);
     }
     lab_update_state(c, lab);
 }
@@ -514,7 +507,7 @@ void px_lab_on_register(px_coord *c, px_cnode *n, const px_msg_register *rg)
      * it to drop what no longer belongs to it. */
     for (uint32_t i = 0; i < rg->n_labs; i++) {
         char name[PX_NAME];
-        copy_str(name, sizeof(name), rg->labs[i].lab);
+        px_str_copy(name, sizeof(name), rg->labs[i].lab);
         px_lab *lab = px_lab_find(c, name);
         int32_t h = lab ? plan_host_index(lab, n->name) : -1;
         if (h >= 0 && lab->state != PX_LAB_STOPPING && lab->hosts[h].state != PX_HOST_REMOVED &&

@@ -20,13 +20,6 @@
 #define PF_CAN 29
 #endif
 
-static void copy_str(char *dst, size_t cap, px_str s)
-{
-    size_t n = s.len < cap - 1 ? s.len : cap - 1;
-    memcpy(dst, s.ptr, n);
-    dst[n] = '\0';
-}
-
 /* What this host can do, as reported to the coordinator. "kvm-device" only
  * says /dev/kvm opens; whether guests boot under KVM is probed by the guest
  * runtime before it picks kvm. */
@@ -295,8 +288,8 @@ static void apply_plan(px_node *n, const px_msg_plan *p)
 {
     char lab[64], op[16], err_text[600];
     px_errmsg em = {{0}};
-    copy_str(lab, sizeof(lab), p->lab);
-    copy_str(op, sizeof(op), p->op);
+    px_str_copy(lab, sizeof(lab), p->lab);
+    px_str_copy(op, sizeof(op), p->op);
     if (!safe_name(lab)) {
         PX_WARN("node", "plan refused", "reason=\"unsafe lab name\"");
         return;
@@ -373,7 +366,7 @@ static void apply_plan(px_node *n, const px_msg_plan *p)
     uint32_t ng = 0;
     for (uint32_t i = 0; i < p->n_guests; i++) {
         px_node_guest *g = &guests[ng++];
-        copy_str(g->name, sizeof(g->name), p->guests[i]);
+        px_str_copy(g->name, sizeof(g->name), p->guests[i]);
         g->index = px_topo_find_guest(t, g->name);
         if (g->index == PX_TOPO_NONE) {
             snprintf(g->state, sizeof(g->state), "failed");
@@ -399,7 +392,7 @@ static void apply_plan(px_node *n, const px_msg_plan *p)
     /* Peers named in the plan may connect to our data plane. */
     for (uint32_t i = 0; i < p->n_peers; i++) {
         char key[PX_KEY_Z85_LEN + 1];
-        copy_str(key, sizeof(key), p->peers[i].key);
+        px_str_copy(key, sizeof(key), p->peers[i].key);
         if (px_key_valid(key))
             px_transport_allow(n->tp, key);
     }

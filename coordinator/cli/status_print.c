@@ -8,9 +8,7 @@
 static void json_pstr(px_str s)
 {
     char buf[4200];
-    size_t n = s.len < sizeof(buf) - 1 ? s.len : sizeof(buf) - 1;
-    memcpy(buf, s.ptr, n);
-    buf[n] = '\0';
+    px_str_copy(buf, sizeof(buf), s);
     px_cli_json_str(stdout, buf);
 }
 

@@ -47,6 +47,17 @@ bool px_str_eq(px_str s, const char *cstr)
     return n == s.len && (n == 0 || memcmp(s.ptr, cstr, n) == 0);
 }
 
+size_t px_str_copy(char *dst, size_t cap, px_str s)
+{
+    if (cap == 0)
+        return 0;
+    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    if (n)
+        memcpy(dst, s.ptr, n);
+    dst[n] = '\0';
+    return n;
+}
+
 px_str px_str_c(const char *cstr)
 {
     px_str s = {cstr, 0};

@@ -280,6 +280,10 @@ const char *px_msg_type_name(uint32_t type);
 /* Compare a borrowed string with a C string. */
 bool px_str_eq(px_str s, const char *cstr);
 
+/* Copy s into dst as a C string, truncated to cap - 1 bytes; returns the
+ * bytes copied. An empty s (whose ptr may be NULL) gives "". */
+size_t px_str_copy(char *dst, size_t cap, px_str s);
+
 /* Make a px_str from a C string (borrowed). */
 px_str px_str_c(const char *cstr);
 
