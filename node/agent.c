@@ -132,27 +132,6 @@ static px_node_lab *lab_find(px_node *n, const char *name, uint32_t *idx)
     return NULL;
 }
 
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char sub[4096];
-            snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-            struct stat st;
-            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-                rm_tree(sub);
-            else
-                unlink(sub);
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
-
 /* Free a lab at once: its guests are killed (their handles close later and
  * free themselves), its directory removed. */
 static void lab_drop(px_node *n, uint32_t idx)
@@ -161,7 +140,7 @@ static void lab_drop(px_node *n, uint32_t idx)
     for (uint32_t i = 0; i < l->n_guests; i++)
         if (l->guests[i].g)
             px_guest_close(l->guests[i].g, NULL, NULL);
-    rm_tree(l->dir);
+    px_rm_tree(l->dir);
     px_topo_free(l->topo);
     free(l->guests);
     free(l);

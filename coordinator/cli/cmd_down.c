@@ -6,14 +6,9 @@
 #include <time.h>
 
 #include "cli.h"
+#include "fabric/core/fsutil.h"
 #include "ctl.h"
 #include "local.h"
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Ask for the teardown and wait until the coordinator forgot the lab. */
 static px_err teardown(const px_ctl_target *t, const char *lab, uint32_t timeout_ms, bool json,
@@ -48,7 +43,7 @@ static px_err teardown(const px_ctl_target *t, const char *lab, uint32_t timeout
                                 lab, timeout_ms / 1000, lab);
             break;
         }
-        nap_ms(100);
+        px_sleep_ms(100);
     }
 out:
     px_ctl_close(c);

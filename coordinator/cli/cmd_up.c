@@ -12,26 +12,13 @@
 #include "local.h"
 #include "status_print.h"
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static bool quiet_progress;
 static uint64_t t_start;
 
 static void progress(const char *line)
 {
     if (!quiet_progress)
-        fprintf(stderr, "[%5.1fs] %s\n", (double)(now_ms() - t_start) / 1000.0, line);
+        fprintf(stderr, "[%5.1fs] %s\n", (double)(px_monotonic_ms() - t_start) / 1000.0, line);
 }
 
 /* Local mode: wait until every node registered. */
@@ -39,7 +26,7 @@ static px_err wait_nodes(px_ctl *c, uint32_t want, uint32_t timeout_ms, px_errms
 {
     px_msg_request rq = {.op = px_str_c("nodes")};
     uint32_t last = UINT32_MAX;
-    uint64_t until = now_ms() + timeout_ms;
+    uint64_t until = px_monotonic_ms() + timeout_ms;
     for (;;) {
         px_ctl_reply r;
         px_err err = px_ctl_request(c, &rq, 5000, &r, em);
@@ -57,12 +44,12 @@ static px_err wait_nodes(px_ctl *c, uint32_t want, uint32_t timeout_ms, px_errms
         }
         if (up >= want)
             return PX_OK;
-        if (now_ms() > until)
+        if (px_monotonic_ms() > until)
             return px_errmsg_set(em, PX_E_TIMEOUT,
                                  "only %u of %u nodes registered within %u s; see the node "
                                  "logs in the local lab directory",
                                  up, want, timeout_ms / 1000);
-        nap_ms(100);
+        px_sleep_ms(100);
     }
 }
 
@@ -74,7 +61,7 @@ static px_err wait_lab(px_ctl *c, const char *lab, uint32_t timeout_ms, px_ctl_r
     px_msg_request rq = {.op = px_str_c("status"), .lab = px_str_c(lab)};
     char last[PX_WIRE_MAX_ROWS][24];
     memset(last, 0, sizeof(last));
-    uint64_t until = now_ms() + timeout_ms;
+    uint64_t until = px_monotonic_ms() + timeout_ms;
     for (;;) {
         px_err err = px_ctl_request(c, &rq, 5000, final, em);
         if (err)
@@ -104,12 +91,12 @@ static px_err wait_lab(px_ctl *c, const char *lab, uint32_t timeout_ms, px_ctl_r
                                (px_str_eq(r->labs[0].state, "running") && !settling)))
             return PX_OK;
         px_ctl_reply_fini(final);
-        if (now_ms() > until)
+        if (px_monotonic_ms() > until)
             return px_errmsg_set(em, PX_E_TIMEOUT,
                                  "lab %s is not running after %u s; 'plexus status %s' shows "
                                  "what it waits for",
                                  lab, timeout_ms / 1000, lab);
-        nap_ms(150);
+        px_sleep_ms(150);
     }
 }
 
@@ -155,7 +142,7 @@ static int run(px_cli *cli, int argc, char **argv)
     if ((n_hosts || dry_run) && !local)
         return px_cli_usage(cli, "up", "--hosts and --dry-run go with --local");
     const char *file = argv[optind];
-    t_start = now_ms();
+    t_start = px_monotonic_ms();
     quiet_progress = cli->json;
 
     /* Check the file here first: errors point at file:line:col at once. */
@@ -254,7 +241,7 @@ static int run(px_cli *cli, int argc, char **argv)
         px_print_nodes(rep);
         if (running)
             printf("\nlab %s is up in %.1f s%s; 'plexus down %s' stops it\n", lab,
-                   (double)(now_ms() - t_start) / 1000.0,
+                   (double)(px_monotonic_ms() - t_start) / 1000.0,
                    failed ? ", but some guests failed (see DETAIL)" : "", lab);
     }
     rc = running && !failed ? PX_EXIT_OK : PX_EXIT_FAIL;

@@ -30,19 +30,6 @@ void px_local_root(char *buf, size_t len)
         snprintf(buf, len, "/tmp/plexus-%u/local", (unsigned)geteuid());
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Locate a sibling daemon binary: $PLEXUS_<X>_BIN, then next to this
  * executable (install), then the build tree layout, then PATH. */
 static void find_bin(const char *name, const char *env, const char *build_rel, char *out,
@@ -249,14 +236,14 @@ static void stop_pids(const pid_t *pids, uint32_t n)
     for (uint32_t i = 0; i < n; i++)
         if (alive(pids[i]))
             kill(pids[i], SIGTERM);
-    uint64_t until = now_ms() + STOP_GRACE_MS;
+    uint64_t until = px_monotonic_ms() + STOP_GRACE_MS;
     for (uint32_t i = 0; i < n; i++) {
-        while (alive(pids[i]) && now_ms() < until)
-            nap_ms(10);
+        while (alive(pids[i]) && px_monotonic_ms() < until)
+            px_sleep_ms(10);
         if (alive(pids[i])) {
             kill(pids[i], SIGKILL);
             for (int k = 0; k < 200 && alive(pids[i]); k++)
-                nap_ms(10);
+                px_sleep_ms(10);
         }
     }
 }
@@ -269,27 +256,6 @@ static void stop_all(const px_local *l)
         pids[n++] = l->node_pid[i];
     pids[n++] = l->coord_pid;
     stop_pids(pids, n);
-}
-
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char sub[8192];
-            snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-            struct stat st;
-            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-                rm_tree(sub);
-            else
-                unlink(sub);
-        }
-        closedir(d);
-    }
-    rmdir(path);
 }
 
 /* QEMU outlives a node killed with SIGKILL (guests must survive node
@@ -329,7 +295,7 @@ static void kill_orphan_guests(const char *dir)
         if (strstr(cmd, "qemu") && alive(pid)) {
             kill(pid, SIGKILL);
             for (int k = 0; k < 200 && alive(pid); k++)
-                nap_ms(10);
+                px_sleep_ms(10);
         }
     }
     closedir(d);
@@ -341,7 +307,7 @@ px_err px_local_stop(px_local *l, px_errmsg *em)
     kill_orphan_guests(l->dir);
     if (l->netns)
         netns_down(l);
-    rm_tree(l->dir);
+    px_rm_tree(l->dir);
     if (access(l->dir, F_OK) == 0)
         return px_errmsg_set(em, PX_E_IO, "could not remove %s", l->dir);
     return PX_OK;
@@ -444,16 +410,16 @@ px_err px_local_start(px_local *l, const char *lab, const char (*hosts)[64], uin
     /* The coordinator writes its bound endpoint once it listens. */
     char epfile[4400], *ep = NULL;
     snprintf(epfile, sizeof(epfile), "%s/endpoint", state);
-    uint64_t until = now_ms() + START_TIMEOUT_MS;
+    uint64_t until = px_monotonic_ms() + START_TIMEOUT_MS;
     while (px_read_file(epfile, 256, &ep, NULL, NULL) != PX_OK) {
-        if (!alive(l->coord_pid) || now_ms() > until) {
+        if (!alive(l->coord_pid) || px_monotonic_ms() > until) {
             err = px_errmsg_set(em, PX_E_IO,
                                 "the coordinator did not start; its log is %s (kept until "
                                 "'plexus down %s')",
                                 log, lab);
             goto fail_keep_logs;
         }
-        nap_ms(20);
+        px_sleep_ms(20);
     }
     ep[strcspn(ep, "\n")] = '\0';
     snprintf(l->target.endpoint, sizeof(l->target.endpoint), "%s", ep);

@@ -1,5 +1,6 @@
 #include "fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static px_err write_all(int fd, const void *data, size_t len)
@@ -29,18 +31,25 @@ px_err px_write_file_atomic(const char *path, const void *data, size_t len, mode
                             px_errmsg *em)
 {
     char tmp[4096], dir[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+    /* An unpredictable name opened O_EXCL (mkstemp), and the final mode set
+     * before any byte is written: secrets never sit in a readable file. */
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
         return px_errmsg_set(em, PX_E_INVAL, "path too long: %s", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
-        return px_errmsg_set(em, px_err_from_errno(errno), "cannot create %s: %s", tmp,
-                             strerror(errno));
-    px_err err = write_all(fd, data, len);
+        return px_errmsg_set(em, px_err_from_errno(errno), "cannot create a file next to %s: %s",
+                             path, strerror(errno));
+    px_err err;
+    if (fchmod(fd, mode) != 0) {
+        err = px_errmsg_set(em, PX_E_IO, "cannot set the mode of %s: %s", tmp, strerror(errno));
+        goto fail_close;
+    }
+    err = write_all(fd, data, len);
     if (err) {
         px_errmsg_set(em, err, "cannot write %s: %s", tmp, strerror(errno));
         goto fail_close;
     }
-    if (fchmod(fd, mode) != 0 || fsync(fd) != 0) {
+    if (fsync(fd) != 0) {
         err = px_errmsg_set(em, PX_E_IO, "cannot sync %s: %s", tmp, strerror(errno));
         goto fail_close;
     }
@@ -133,4 +142,43 @@ px_err px_mkdir_p(const char *path, mode_t mode, px_errmsg *em)
         }
     }
     return PX_OK;
+}
+
+px_err px_rm_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            char sub[4096];
+            if (snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) >= (int)sizeof(sub))
+                continue;
+            struct stat st;
+            /* lstat: a symlink is removed, never followed. */
+            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+                px_rm_tree(sub);
+            else
+                unlink(sub);
+        }
+        closedir(d);
+    }
+    if (rmdir(path) != 0 && errno != ENOENT)
+        return px_err_from_errno(errno);
+    return PX_OK;
+}
+
+uint64_t px_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void px_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }

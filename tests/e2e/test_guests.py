@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD = Path(os.environ.get("PX_BUILD_DIR", ROOT / "build")).resolve()
-PLEXUS = BUILD / "coordinator" / "cli" / "plexus"
+import sys
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "pylib"))
+from plexus_test import BUILD, NODE, PLEXUS, ROOT, alive, run, status, wait_until  # noqa: E402
+
 IMAGE = Path(os.environ.get("PLEXUS_IMAGE_DIR", BUILD / "guest")) / "tiny"
 BOOT_TIMEOUT = 90  # TCG on 2 cores with other guests booting at the same time
 
@@ -28,28 +29,9 @@ pytestmark = pytest.mark.skipif(
     reason=f"needs qemu-system-x86_64 and the built-in image in {IMAGE} (scripts/guest-image.sh)")
 
 
-def run(*args, check=False, timeout=120):
-    p = subprocess.run([str(PLEXUS), *map(str, args)], capture_output=True, text=True,
-                       timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(f"plexus {' '.join(map(str, args))} -> {p.returncode}\n"
-                             f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
-    return p
 
 
-def status(lab):
-    return json.loads(run("--json", "status", lab, check=True).stdout)
 
-
-def wait_until(what, cond, timeout, interval=0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def console(lab, guest):

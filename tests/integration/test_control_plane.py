@@ -17,37 +17,16 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD = Path(os.environ.get("PX_BUILD_DIR", ROOT / "build")).resolve()
-PLEXUS = BUILD / "coordinator" / "cli" / "plexus"
-NODE = BUILD / "node" / "plexus-node"
+import sys
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "pylib"))
+from plexus_test import BUILD, NODE, PLEXUS, ROOT, alive, run, status, wait_until  # noqa: E402
+
 LOCAL_ROOT = Path("/run/plexus/local") if os.geteuid() == 0 else None
 
 
-def run(*args, check=False, timeout=60, env=None):
-    p = subprocess.run([str(PLEXUS), *map(str, args)], capture_output=True, text=True,
-                       timeout=timeout, env=env)
-    if check and p.returncode != 0:
-        raise AssertionError(f"plexus {' '.join(map(str, args))} -> {p.returncode}\n"
-                             f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
-    return p
 
 
-def status(lab):
-    p = run("--json", "status", lab, check=True)
-    return json.loads(p.stdout)
 
-
-def wait_until(what, cond, timeout, interval=0.05):
-    """Poll cond() until it returns a true value; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def context(lab):
@@ -63,11 +42,6 @@ def context(lab):
     return ctx
 
 
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
     # A zombie of ours counts as gone.
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -1,4 +1,5 @@
 /* Unit tests: fabric/core/fsutil. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -56,9 +57,12 @@ static void test_atomic_write_replaces_and_reads_back(void **state)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     /* No temporary file is left behind. */
-    char tmp[160];
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-    assert_int_not_equal(access(tmp, F_OK), 0);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        assert_null(strstr(e->d_name, ".tmp."));
+    closedir(d);
 }
 
 static void test_read_limits_and_missing(void **state)
@@ -91,12 +95,44 @@ static void test_mkdir_p(void **state)
     assert_int_equal(px_write_file_atomic("/nonexistent/dir/f", "x", 1, 0600, &em), PX_E_NOTFOUND);
 }
 
+static void test_rm_tree_removes_without_following_links(void **state)
+{
+    (void)state;
+    char a[160], b[200], f[240], link[200], outside[64];
+    snprintf(outside, sizeof(outside), "/tmp/px-keep-XXXXXX");
+    assert_non_null(mkdtemp(outside));
+    snprintf(a, sizeof(a), "%s/a", dir);
+    snprintf(b, sizeof(b), "%s/b", a);
+    snprintf(f, sizeof(f), "%s/file", b);
+    snprintf(link, sizeof(link), "%s/link", a);
+    assert_int_equal(px_mkdir_p(b, 0700, NULL), PX_OK);
+    assert_int_equal(px_write_file_atomic(f, "x", 1, 0600, NULL), PX_OK);
+    assert_int_equal(symlink(outside, link), 0);
+    assert_int_equal(px_rm_tree(a), PX_OK);
+    assert_int_not_equal(access(a, F_OK), 0);
+    assert_int_equal(access(outside, F_OK), 0); /* the link's target survives */
+    rmdir(outside);
+    assert_int_equal(px_rm_tree(a), PX_OK); /* already gone is fine */
+}
+
+static void test_clock(void **state)
+{
+    (void)state;
+    uint64_t t0 = px_monotonic_ms();
+    px_sleep_ms(20);
+    uint64_t dt = px_monotonic_ms() - t0;
+    assert_true(dt >= 20 && dt < 2000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_atomic_write_replaces_and_reads_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_limits_and_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mkdir_p, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rm_tree_removes_without_following_links, setup,
+                                        teardown),
+        cmocka_unit_test(test_clock),
     };
     return cmocka_run_group_tests_name("fsutil", tests, NULL, NULL);
 }
