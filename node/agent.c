@@ -254,6 +254,12 @@ static void accel_known(bool kvm, const char *why, void *ud)
     n->probe = NULL;
     n->accel = kvm ? PX_NODE_ACCEL_KVM : PX_NODE_ACCEL_TCG;
     snprintf(n->accel_why, sizeof(n->accel_why), "%s", why);
+    /* "kvm" is a feature only once proven; tell the coordinator. */
+    if (kvm && n->n_features < sizeof(n->features) / sizeof(n->features[0])) {
+        snprintf(n->features[n->n_features++], sizeof(n->features[0]), "kvm");
+        if (n->registered)
+            send_register(n);
+    }
     for (uint32_t i = 0; i < n->n_labs; i++) {
         px_node_lab *l = n->labs[i];
         if (l->stopping)
