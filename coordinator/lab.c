@@ -268,7 +268,7 @@ static void request_up(px_coord *c, const px_msg_request *rq, px_msg_reply *rep)
     }
     snprintf(lab->source, sizeof(lab->source), "%s", source);
     px_str_copy(lab->policy, sizeof(lab->policy),
-             rq->policy.len ? rq->policy : px_str_c("reschedule"));
+                rq->policy.len ? rq->policy : px_str_c("reschedule"));
     if (strcmp(lab->policy, "reschedule") != 0 && strcmp(lab->policy, "stop") != 0) {
         snprintf(reply_text, sizeof(reply_text),
                  "unknown node-loss policy '%s'; expected reschedule or stop", lab->policy);

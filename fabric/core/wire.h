@@ -44,17 +44,17 @@
 
 /* Message types. Values are part of the protocol: never renumber. */
 typedef enum px_msg_type {
-    PX_MSG_HELLO = 1,     /* first message on every connection, both ways */
-    PX_MSG_HEARTBEAT = 2, /* liveness and load */
-    PX_MSG_ERROR = 3,     /* a request failed or a peer misbehaved */
-    PX_MSG_PROBE = 4,     /* timestamped payload: tests, benches, latency checks */
-    PX_MSG_REGISTER = 5,  /* node -> coordinator: capacity, features, labs it runs */
+    PX_MSG_HELLO = 1,      /* first message on every connection, both ways */
+    PX_MSG_HEARTBEAT = 2,  /* liveness and load */
+    PX_MSG_ERROR = 3,      /* a request failed or a peer misbehaved */
+    PX_MSG_PROBE = 4,      /* timestamped payload: tests, benches, latency checks */
+    PX_MSG_REGISTER = 5,   /* node -> coordinator: capacity, features, labs it runs */
     PX_MSG_REGISTERED = 6, /* coordinator -> node: its id and heartbeat period */
-    PX_MSG_PLAN = 7,      /* coordinator -> node: one lab's work for this node */
-    PX_MSG_STATUS = 8,    /* node -> coordinator: outcome of a plan */
-    PX_MSG_REQUEST = 9,   /* CLI -> coordinator: up, down, status, nodes */
-    PX_MSG_REPLY = 10,    /* coordinator -> CLI */
-    PX_MSG_TYPE_MAX       /* one past the highest type */
+    PX_MSG_PLAN = 7,       /* coordinator -> node: one lab's work for this node */
+    PX_MSG_STATUS = 8,     /* node -> coordinator: outcome of a plan */
+    PX_MSG_REQUEST = 9,    /* CLI -> coordinator: up, down, status, nodes */
+    PX_MSG_REPLY = 10,     /* coordinator -> CLI */
+    PX_MSG_TYPE_MAX        /* one past the highest type */
 } px_msg_type;
 
 /* Borrowed views into the decoded buffer: valid as long as that buffer is;
@@ -107,10 +107,10 @@ typedef struct px_msg_probe {
 
 /* ---- control plane (coordinator <-> node <-> CLI); docs/control-plane.md ---- */
 
-#define PX_WIRE_MAX_LABS  64u   /* labs in one REGISTER or REPLY */
-#define PX_WIRE_MAX_PEERS 64u   /* nodes in one PLAN or REPLY */
-#define PX_WIRE_MAX_ROWS  1024u /* guests or nets in one PLAN, STATUS or REPLY */
-#define PX_WIRE_MAX_TOPO  (1u << 20) /* bytes of topology text in PLAN / REQUEST */
+#define PX_WIRE_MAX_LABS     64u        /* labs in one REGISTER or REPLY */
+#define PX_WIRE_MAX_PEERS    64u        /* nodes in one PLAN or REPLY */
+#define PX_WIRE_MAX_ROWS     1024u      /* guests or nets in one PLAN, STATUS or REPLY */
+#define PX_WIRE_MAX_TOPO     (1u << 20) /* bytes of topology text in PLAN / REQUEST */
 #define PX_WIRE_MAX_ENDPOINT 256u
 
 typedef struct px_lab_epoch {
@@ -178,11 +178,11 @@ typedef struct px_msg_status { /* node -> coordinator: result of a PLAN */
 } px_msg_status;
 
 typedef struct px_msg_request { /* CLI -> coordinator */
-    px_str op;       /* "up" | "down" | "status" | "nodes" */
-    px_str lab;      /* up: the lab name from the file; down/status: optional filter */
-    px_bin topology; /* up: the YAML text */
-    px_str source;   /* up: file name, for messages */
-    px_str policy;   /* up: on node loss, "reschedule" (default) | "stop" */
+    px_str op;                  /* "up" | "down" | "status" | "nodes" */
+    px_str lab;                 /* up: the lab name from the file; down/status: optional filter */
+    px_bin topology;            /* up: the YAML text */
+    px_str source;              /* up: file name, for messages */
+    px_str policy;              /* up: on node loss, "reschedule" (default) | "stop" */
 } px_msg_request;
 
 typedef struct px_lab_row {
@@ -207,8 +207,8 @@ typedef struct px_node_row {
 } px_node_row;
 
 typedef struct px_msg_reply { /* coordinator -> CLI, envelope seq = request's */
-    int32_t code;   /* px_err */
-    px_str message; /* what happened, or what went wrong and a hint */
+    int32_t code;             /* px_err */
+    px_str message;           /* what happened, or what went wrong and a hint */
     uint32_t n_labs;
     px_lab_row labs[PX_WIRE_MAX_LABS];
     uint32_t n_nodes;
