@@ -158,7 +158,7 @@ static bool id_of(json_t *root, uint64_t *id)
     return false;
 }
 
-px_err px_qmp_classify(json_t *root, px_qmp_msg *m, px_errmsg *em)
+static px_err classify(json_t *root, px_qmp_msg *m, px_errmsg *em)
 {
     memset(m, 0, sizeof(*m));
     if (!json_is_object(root))
@@ -223,6 +223,16 @@ px_err px_qmp_classify(json_t *root, px_qmp_msg *m, px_errmsg *em)
         m->ts_usec = json_integer_value(usec);
     }
     return PX_OK;
+}
+
+/* Every message that quotes the peer (an event name, a key) is sanitised
+ * once here: peer bytes reach logs only as printable ASCII. */
+px_err px_qmp_classify(json_t *root, px_qmp_msg *m, px_errmsg *em)
+{
+    px_err err = classify(root, m, em);
+    if (err && em)
+        sanitize(em->text);
+    return err;
 }
 
 /* ---- the client ---- */
