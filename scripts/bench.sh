@@ -27,4 +27,14 @@ if [ -x "$dir/bench/placement/bench_placement" ]; then
   "$dir/bench/placement/bench_placement" || status=1
   echo
 fi
+echo "== guest boot (bench/boot)"
+if bash scripts/guest-image.sh "$dir/guest/tiny" >/dev/null; then
+  sizes=1,2,4
+  [ ${#quick[@]} -gt 0 ] && sizes=1
+  PLEXUS_IMAGE_DIR="$PWD/$dir/guest" /usr/bin/python3 bench/boot/bench_boot.py --build "$dir" \
+    --sizes "$sizes" || status=1
+else
+  echo "bench/boot: the guest image could not be built; skipped" >&2
+  status=1
+fi
 exit $status
