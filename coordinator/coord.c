@@ -195,6 +195,9 @@ static void dispatch(px_coord *c, const px_peer *from, const px_msg *m)
         if ((n = node_by_peer(c, from))) {
             n->last_seen_ms = px_coord_now_ms(c);
             n->n_guests = m->body.heartbeat.n_guests;
+            n->links_up = m->body.heartbeat.links_up;
+            n->links_total = m->body.heartbeat.links_total;
+            n->rtt_us = m->body.heartbeat.rtt_us;
             if (n->state == PX_NODE_LOST) {
                 /* Back from the dead without re-registering: make it say
                  * what it runs before it gets work again. */

@@ -54,6 +54,7 @@ typedef struct px_cnode {
     uint64_t last_seen_ms;
     uint32_t id;
     uint32_t n_guests; /* from heartbeats */
+    uint32_t links_up, links_total, rtt_us;
 } px_cnode;
 
 typedef enum px_lab_state {

@@ -250,7 +250,10 @@ static void fill_nodes(px_coord *c, px_msg_reply *rep)
                              .mem_mb = n->mem_mb,
                              .guests = n->n_guests,
                              .seen_ms_ago = n->last_seen_ms ? now - n->last_seen_ms : 0,
-                             .n_features = n->n_features};
+                             .n_features = n->n_features,
+                             .links_up = n->links_up,
+                             .links_total = n->links_total,
+                             .rtt_us = n->rtt_us};
         for (uint32_t f = 0; f < n->n_features; f++)
             row->features[f] = px_str_c(n->features[f]);
     }

@@ -381,6 +381,7 @@ static void apply_plan(px_node *n, const px_msg_plan *p)
         if (px_key_valid(key))
             px_transport_allow(n->tp, key);
     }
+    px_mesh_update(&n->mesh, p->peers, p->n_peers);
     lab_start_guests(n, l);
     l->ready = true;
     PX_INFO("node", "plan applied", "lab=%s epoch=%llu guests=%u nets=%u peers=%u", lab,
@@ -482,33 +483,44 @@ static void heartbeat(uv_timer_t *t)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (getloadavg(load, 1) != 1)
         load[0] = 0;
+    uint32_t up, total, rtt;
+    px_mesh_counts(&n->mesh, &up, &total, &rtt);
     m->body.heartbeat = (px_msg_heartbeat){
         .uptime_ms = uv_now(n->loop) - n->start_ms,
         .n_guests = guests,
-        .load_permille = (uint32_t)(load[0] * 1000.0 / (double)(cpus > 0 ? cpus : 1))};
+        .load_permille = (uint32_t)(load[0] * 1000.0 / (double)(cpus > 0 ? cpus : 1)),
+        .links_up = up,
+        .links_total = total,
+        .rtt_us = rtt};
     send_msg(n, m);
+    px_mesh_tick(&n->mesh, n->hb_ms);
 }
 
 static void on_data_recv(px_chan *ch, const px_peer *from, const uint8_t *data, size_t len,
                          void *ud)
 {
-    (void)ch;
-    (void)data;
-    (void)ud;
-    /* No fabric service is attached yet; count and log what arrives so a
-     * misdirected peer is visible. */
-    PX_DEBUG("node", "data-plane message without a service", "peer_key=%.8s bytes=%zu",
-             from->key_z85, len);
+    px_node *n = ud;
+    px_mesh_on_server_recv(&n->mesh, ch, from, data, len);
+}
+
+static void one_closed(px_node *n)
+{
+    if (--n->pending_close == 0) {
+        px_mesh_fini(&n->mesh);
+        px_transport_free(n->tp);
+        n->tp = NULL;
+    }
 }
 
 static void chan_closed(px_chan *ch, void *ud)
 {
     (void)ch;
-    px_node *n = ud;
-    if (--n->pending_close == 0) {
-        px_transport_free(n->tp);
-        n->tp = NULL;
-    }
+    one_closed(ud);
+}
+
+static void mesh_closed(void *ud)
+{
+    one_closed(ud);
 }
 
 px_err px_node_start(px_node *n, uv_loop_t *loop, const px_node_opts *opts, px_errmsg *em)
@@ -537,6 +549,7 @@ px_err px_node_start(px_node *n, uv_loop_t *loop, const px_node_opts *opts, px_e
     err = px_transport_new(loop, &to, &n->tp, em);
     if (err)
         goto fail_scratch;
+    px_mesh_init(&n->mesh, loop, n->tp, n->name);
     px_chan_opts dopt = {.role = PX_CHAN_SERVER,
                          .endpoint = opts->data_listen,
                          .policy = PX_QUEUE_DROP,
@@ -605,7 +618,8 @@ void px_node_stop(px_node *n)
         lab_drop(n, n->n_labs - 1);
     uv_timer_stop(&n->hb);
     uv_close((uv_handle_t *)&n->hb, NULL);
-    n->pending_close = 2;
+    n->pending_close = 3;
+    px_mesh_close(&n->mesh, mesh_closed, n);
     px_chan_close(n->ctl, chan_closed, n);
     px_chan_close(n->data, chan_closed, n);
 }

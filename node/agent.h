@@ -24,6 +24,7 @@
 #include "fabric/core/transport.h"
 #include "node/accel.h"
 #include "node/guest.h"
+#include "node/mesh.h"
 #include "fabric/core/wire.h"
 
 #define PX_NODE_MAX_LABS   64u
@@ -79,6 +80,7 @@ typedef struct px_node {
     px_transport *tp;
     px_chan *ctl;  /* CLIENT to the coordinator */
     px_chan *data; /* SERVER for peer nodes */
+    px_mesh mesh;  /* CLIENT links to peer nodes */
     uv_timer_t hb;
     px_node_opts opts;
     char name[64];

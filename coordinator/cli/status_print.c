@@ -47,8 +47,8 @@ void px_print_nodes(const px_msg_reply *r)
         printf("no nodes registered\n");
         return;
     }
-    printf("%-16s %-8s %6s %5s %9s %8s  %-22s %s\n", "NODE", "STATE", "GUESTS", "CPUS", "MEMORY",
-           "SEEN", "FEATURES", "DATA ENDPOINT");
+    printf("%-16s %-8s %6s %5s %9s %8s %6s %8s  %-22s %s\n", "NODE", "STATE", "GUESTS", "CPUS",
+           "MEMORY", "SEEN", "LINKS", "RTT", "FEATURES", "DATA ENDPOINT");
     for (uint32_t i = 0; i < r->n_nodes; i++) {
         const px_node_row *n = &r->nodes[i];
         char feat[128] = "";
@@ -58,9 +58,12 @@ void px_print_nodes(const px_msg_reply *r)
             if (w > 0)
                 k += (size_t)w;
         }
-        printf("%-16.*s %-8.*s %6u %5u %8lluM %7.1fs  %-22s %.*s\n", S(n->name), S(n->state),
-               n->guests, n->cpus, (unsigned long long)n->mem_mb, (double)n->seen_ms_ago / 1000.0,
-               feat[0] ? feat : "-", S(n->endpoint));
+        char links[24];
+        snprintf(links, sizeof(links), "%u/%u", n->links_up, n->links_total);
+        printf("%-16.*s %-8.*s %6u %5u %8lluM %7.1fs %6s %6uus  %-22s %.*s\n", S(n->name),
+               S(n->state), n->guests, n->cpus, (unsigned long long)n->mem_mb,
+               (double)n->seen_ms_ago / 1000.0, links, n->rtt_us, feat[0] ? feat : "-",
+               S(n->endpoint));
     }
 }
 
@@ -110,9 +113,9 @@ void px_print_json(const px_msg_reply *r, bool labs, bool nodes)
             printf(",\"endpoint\":");
             json_pstr(n->endpoint);
             printf(",\"cpus\":%u,\"memory_mib\":%llu,\"guests\":%u,\"seen_ms_ago\":%llu,"
-                   "\"features\":[",
+                   "\"links_up\":%u,\"links_total\":%u,\"rtt_us\":%u,\"features\":[",
                    n->cpus, (unsigned long long)n->mem_mb, n->guests,
-                   (unsigned long long)n->seen_ms_ago);
+                   (unsigned long long)n->seen_ms_ago, n->links_up, n->links_total, n->rtt_us);
             for (uint32_t f = 0; f < n->n_features; f++) {
                 printf("%s", f ? "," : "");
                 json_pstr(n->features[f]);

@@ -92,6 +92,9 @@ typedef struct px_msg_heartbeat {
     uint64_t uptime_ms;
     uint32_t n_guests;
     uint32_t load_permille; /* 1-minute load average × 1000 / cores */
+    uint32_t links_up;      /* data-plane peers answering (optional) */
+    uint32_t links_total;   /* data-plane peers known (optional) */
+    uint32_t rtt_us;        /* slowest recent data-plane round trip (optional) */
 } px_msg_heartbeat;
 
 typedef struct px_msg_error {
@@ -204,6 +207,7 @@ typedef struct px_node_row {
     uint64_t seen_ms_ago;
     uint32_t n_features;
     px_str features[PX_WIRE_MAX_FEATURES];
+    uint32_t links_up, links_total, rtt_us; /* data plane, from heartbeats */
 } px_node_row;
 
 typedef struct px_msg_reply { /* coordinator -> CLI, envelope seq = request's */

@@ -43,6 +43,9 @@ static const px_wire_field heartbeat_fields[] = {
     PX_WF_U64("up", px_msg_heartbeat, uptime_ms, 1),
     PX_WF_U32("guests", px_msg_heartbeat, n_guests, 1),
     PX_WF_U32("load", px_msg_heartbeat, load_permille, 1),
+    PX_WF_U32("lup", px_msg_heartbeat, links_up, 0),
+    PX_WF_U32("ltot", px_msg_heartbeat, links_total, 0),
+    PX_WF_U32("rtt", px_msg_heartbeat, rtt_us, 0),
 };
 
 static const px_wire_struct heartbeat_desc =
@@ -176,6 +179,9 @@ static const px_wire_field node_row_fields[] = {
     PX_WF_U32("guests", px_node_row, guests, 1),
     PX_WF_U64("seen", px_node_row, seen_ms_ago, 1),
     PX_WF_STR_ARRAY("feat", px_node_row, features, n_features, 0, NAME),
+    PX_WF_U32("lup", px_node_row, links_up, 0),
+    PX_WF_U32("ltot", px_node_row, links_total, 0),
+    PX_WF_U32("rtt", px_node_row, rtt_us, 0),
 };
 static const px_wire_struct node_row_desc =
     PX_WIRE_STRUCT("NODE_ROW", px_node_row, node_row_fields, NULL);

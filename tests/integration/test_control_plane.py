@@ -278,3 +278,24 @@ nodes:
                     lambda: (s := status(lab)) and s["labs"][0]["epoch"] >= 2
                     and s["labs"][0]["state"] == "running" and s, timeout=10)
     assert all(g["host"] in {"ha", "hb", "hc"} - {victim} for g in st["guests"])
+
+
+def test_data_plane_links_between_nodes(tmp_path, lab):
+    """Every node reaches every other over its authenticated data plane (the
+    keys come from the plans), and a killed node's links go down."""
+    f = write_lab(tmp_path, lab)
+    run("up", f, "--local", "--dry-run", "--hosts", "3", check=True)
+
+    def links(want_up):
+        nodes = json.loads(run("--json", "nodes", check=True).stdout)["nodes"]
+        up = {n["name"]: (n["links_up"], n["links_total"]) for n in nodes if n["state"] == "up"}
+        return up if all(v == want_up for v in up.values()) and up else None
+
+    st = wait_until("all links up", lambda: links((2, 2)), timeout=10)
+    assert len(st) == 3
+    nodes = json.loads(run("--json", "nodes", check=True).stdout)["nodes"]
+    assert all(0 < n["rtt_us"] < 1_000_000 for n in nodes)
+    ctx = context(lab)
+    os.kill(ctx["nodes"]["host3"], signal.SIGKILL)
+    st = wait_until("links to host3 down", lambda: links((1, 2)), timeout=10)
+    assert sorted(st) == ["host1", "host2"]
