@@ -8,7 +8,7 @@ PKGS=(
   clang-format
   libzmq3-dev libsodium-dev libmsgpack-dev libuv1-dev libcmocka-dev
   libyaml-dev libjansson-dev libmetis-dev
-  python3-pytest iproute2 procps graphviz
+  python3-pytest python3-zmq iproute2 procps graphviz
   cpio kmod binutils gzip qemu-system-x86
 )
 

@@ -299,3 +299,57 @@ def test_data_plane_links_between_nodes(tmp_path, lab):
     os.kill(ctx["nodes"]["host3"], signal.SIGKILL)
     st = wait_until("links to host3 down", lambda: links((1, 2)), timeout=10)
     assert sorted(st) == ["host1", "host2"]
+
+
+def _keyfile(path):
+    pub = sec = None
+    for line in Path(path).read_text().splitlines():
+        k, v = line.split(" ", 1)
+        if k == "public":
+            pub = v.strip()
+        elif k == "secret":
+            sec = v.strip()
+    return pub, sec
+
+
+def test_hostile_authenticated_peer_cannot_hurt_the_coordinator(tmp_path, lab):
+    """A peer with an accepted key that sends garbage, truncated or oversized
+    messages, unknown types and requests before HELLO gets errors; the
+    coordinator, its nodes and its labs carry on."""
+    zmq = pytest.importorskip("zmq")
+    f = write_lab(tmp_path, lab, n_guests=2)
+    run("up", f, "--local", "--dry-run", "--hosts", "1", check=True)
+    ctx = context(lab)
+    pub, sec = _keyfile(ctx["dir"] / "keys" / "cli.key")
+    zc = zmq.Context()
+    s = zc.socket(zmq.DEALER)
+    s.curve_publickey, s.curve_secretkey = pub.encode(), sec.encode()
+    s.curve_serverkey = ctx["coordinator_key"].encode()
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.RCVTIMEO, 3000)
+    s.connect(ctx["endpoint"])
+    hostile = [
+        b"\xff" * 64,                                   # not msgpack
+        b"\x96\x01",                                    # truncated envelope
+        b"\xdd\xff\xff\xff\xff",                        # array32 claiming 4 billion elements
+        b"\x96\x01\x63\x00\x00\x00\x80",                # unknown type 99
+        b"\x96\x01\x09\x00\x00\x01\x81\xa2op\xa2up",    # REQUEST before HELLO
+        b"\x96\x02\x01\x00\x00\x00\x80",                # protocol version 2
+        b"\x00" * 100000,                               # big junk
+    ]
+    replies = 0
+    for msg in hostile:
+        s.send(msg)
+        try:
+            s.recv()
+            replies += 1
+        except zmq.Again:
+            pass
+    assert replies >= 5  # each problem answered with an ERROR, not silence
+    s.close()
+    zc.term()
+    # Still serving, nothing lost.
+    st = status(lab)
+    assert st["labs"][0]["state"] == "running"
+    assert [n["state"] for n in st["nodes"]] == ["up"]
+    assert alive(int(ctx["coordinator_pid"]))
