@@ -10,6 +10,7 @@ PKGS=(
   libyaml-dev libjansson-dev libmetis-dev
   python3-pytest python3-zmq iproute2 procps graphviz
   cpio kmod binutils gzip qemu-system-x86
+  tshark
 )
 
 missing=()
