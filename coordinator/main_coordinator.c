@@ -7,6 +7,7 @@
 
 #include "coord.h"
 #include "fabric/core/authkeys.h"
+#include "fabric/core/daemon.h"
 #include "fabric/core/log.h"
 
 static const char usage[] =
@@ -28,12 +29,9 @@ static const char usage[] =
     "  --log-file FILE          log here instead of stderr\n"
     "  -h, --help               this text\n";
 
-static void on_signal(uv_signal_t *s, int signum)
+static void stop_coord(void *ud)
 {
-    (void)signum;
-    px_coord *c = s->data;
-    PX_INFO("coord", "stopping", "signal=%d", signum);
-    px_coord_stop(c);
+    px_coord_stop(ud);
 }
 
 int main(int argc, char **argv)
@@ -120,20 +118,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "plexus-coordinator: %s\n", em.text);
         goto out;
     }
-    uv_signal_t sigterm, sigint;
-    uv_signal_init(&loop, &sigterm);
-    uv_signal_init(&loop, &sigint);
-    sigterm.data = sigint.data = coord;
-    uv_signal_start(&sigterm, on_signal, SIGTERM);
-    uv_signal_start(&sigint, on_signal, SIGINT);
-    /* Signals alone do not keep the loop alive: it ends when the
-     * coordinator's own handles have closed. */
-    uv_unref((uv_handle_t *)&sigint);
-    uv_unref((uv_handle_t *)&sigterm);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&sigint, NULL);
-    uv_close((uv_handle_t *)&sigterm, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    px_daemon_run(&loop, "coord", stop_coord, coord);
     px_coord_fini(coord);
     rc = 0;
 out:

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "fabric/core/daemon.h"
 #include "fabric/core/log.h"
 
 static const char usage[] =
@@ -59,10 +60,9 @@ static const char *default_image_dir(char *buf, size_t len)
     return "/usr/share/plexus/guest";
 }
 
-static void on_signal(uv_signal_t *s, int signum)
+static void stop_node(void *ud)
 {
-    PX_INFO("node", "stopping", "signal=%d", signum);
-    px_node_stop(s->data);
+    px_node_stop(ud);
 }
 
 int main(int argc, char **argv)
@@ -182,18 +182,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "plexus-node: %s\n", em.text);
         goto out;
     }
-    uv_signal_t sigterm, sigint;
-    uv_signal_init(&loop, &sigterm);
-    uv_signal_init(&loop, &sigint);
-    sigterm.data = sigint.data = node;
-    uv_signal_start(&sigterm, on_signal, SIGTERM);
-    uv_signal_start(&sigint, on_signal, SIGINT);
-    uv_unref((uv_handle_t *)&sigterm);
-    uv_unref((uv_handle_t *)&sigint);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&sigterm, NULL);
-    uv_close((uv_handle_t *)&sigint, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    px_daemon_run(&loop, "node", stop_node, node);
     px_node_fini(node);
     rc = 0;
 out:
