@@ -96,24 +96,9 @@ static bool host_has_net(const px_lab *lab, uint32_t h, uint32_t n)
     if (lab->plan.net_home[n] == h)
         return true;
     const px_topo *t = lab->topo;
-    px_topo_ref r = lab->plan.nets[n];
-    for (uint32_t g = 0; g < t->n_guests; g++) {
-        if (lab->plan.guest_host[g] != h)
-            continue;
-        const px_topo_guest *gu = &t->guests[g];
-        for (uint32_t i = 0; i < gu->n_cans; i++)
-            if (r.type == PX_TOPO_OBJ_CAN_BUS && gu->cans[i].bus == r.index)
-                return true;
-        for (uint32_t i = 0; i < gu->n_nics; i++)
-            if (r.type == PX_TOPO_OBJ_ETH_SEGMENT && gu->nics[i].segment == r.index)
-                return true;
-        for (uint32_t i = 0; i < gu->n_shms; i++)
-            if (r.type == PX_TOPO_OBJ_IVSHMEM && gu->shms[i].region == r.index)
-                return true;
-        for (uint32_t i = 0; i < gu->n_cxls; i++)
-            if (r.type == PX_TOPO_OBJ_CXL_SWITCH && gu->cxls[i].sw == r.index)
-                return true;
-    }
+    for (uint32_t g = 0; g < t->n_guests; g++)
+        if (lab->plan.guest_host[g] == h && px_topo_guest_on_net(&t->guests[g], lab->plan.nets[n]))
+            return true;
     return false;
 }
 

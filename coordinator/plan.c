@@ -34,35 +34,6 @@ void px_plan_list_nets(const px_topo *t, px_topo_ref *nets, uint32_t *weight)
     }
 }
 
-/* Does guest g attach to net r? */
-static bool attached(const px_topo_guest *g, px_topo_ref r)
-{
-    switch (r.type) {
-    case PX_TOPO_OBJ_CAN_BUS:
-        for (uint32_t i = 0; i < g->n_cans; i++)
-            if (g->cans[i].bus == r.index)
-                return true;
-        return false;
-    case PX_TOPO_OBJ_ETH_SEGMENT:
-        for (uint32_t i = 0; i < g->n_nics; i++)
-            if (g->nics[i].segment == r.index)
-                return true;
-        return false;
-    case PX_TOPO_OBJ_IVSHMEM:
-        for (uint32_t i = 0; i < g->n_shms; i++)
-            if (g->shms[i].region == r.index)
-                return true;
-        return false;
-    case PX_TOPO_OBJ_CXL_SWITCH:
-        for (uint32_t i = 0; i < g->n_cxls; i++)
-            if (g->cxls[i].sw == r.index)
-                return true;
-        return false;
-    default:
-        return false;
-    }
-}
-
 void px_plan_sim_hosts(uint32_t n, uint32_t cpus_each, uint64_t mem_mb_each, px_plan_host *out)
 {
     for (uint32_t i = 0; i < n; i++) {
@@ -172,7 +143,7 @@ px_err px_lab_plan_make(const px_topo *t, const px_plan_host *avail, uint32_t n_
     for (uint32_t n = 0; n < N; n++) {
         uint32_t *m = members + k, cnt = 0;
         for (uint32_t g = 0; g < G; g++)
-            if (attached(&t->guests[g], p->nets[n]))
+            if (px_topo_guest_on_net(&t->guests[g], p->nets[n]))
                 m[cnt++] = g;
         k += cnt;
         p->net_members[n] = cnt;

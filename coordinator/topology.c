@@ -723,3 +723,31 @@ const char *px_topo_obj_str(px_topo_obj o)
                                         "ivshmem", "cxl_switch", "cxl_pool", "host"};
     return (unsigned)o < sizeof(names) / sizeof(names[0]) ? names[o] : "?";
 }
+
+bool px_topo_guest_on_net(const px_topo_guest *g, px_topo_ref r)
+{
+    switch (r.type) {
+    case PX_TOPO_OBJ_CAN_BUS:
+        for (uint32_t i = 0; i < g->n_cans; i++)
+            if (g->cans[i].bus == r.index)
+                return true;
+        return false;
+    case PX_TOPO_OBJ_ETH_SEGMENT:
+        for (uint32_t i = 0; i < g->n_nics; i++)
+            if (g->nics[i].segment == r.index)
+                return true;
+        return false;
+    case PX_TOPO_OBJ_IVSHMEM:
+        for (uint32_t i = 0; i < g->n_shms; i++)
+            if (g->shms[i].region == r.index)
+                return true;
+        return false;
+    case PX_TOPO_OBJ_CXL_SWITCH:
+        for (uint32_t i = 0; i < g->n_cxls; i++)
+            if (g->cxls[i].sw == r.index)
+                return true;
+        return false;
+    default:
+        return false;
+    }
+}

@@ -364,6 +364,10 @@ uint32_t px_topo_find_guest(const px_topo *t, const char *name);
 uint32_t px_topo_find_host(const px_topo *t, const char *name);
 bool px_topo_find_net(const px_topo *t, const char *name, px_topo_ref *out);
 
+/* Does guest g attach to net (a CAN bus, Ethernet segment, ivshmem region
+ * or CXL switch)? False for any other kind of reference. */
+bool px_topo_guest_on_net(const px_topo_guest *g, px_topo_ref net);
+
 /* Name of a net object (any px_topo_ref of a net or guest or host type);
  * "" for PX_TOPO_OBJ_NONE or an index out of range. */
 const char *px_topo_ref_name(const px_topo *t, px_topo_ref ref);

@@ -135,17 +135,6 @@ static px_err assign_cxl_ports(tctx *c)
     return PX_OK;
 }
 
-static bool guest_on_net(const px_topo_guest *g, px_topo_ref net)
-{
-    for (uint32_t k = 0; net.type == PX_TOPO_OBJ_ETH_SEGMENT && k < g->n_nics; k++)
-        if (g->nics[k].segment == net.index)
-            return true;
-    for (uint32_t k = 0; net.type == PX_TOPO_OBJ_CAN_BUS && k < g->n_cans; k++)
-        if (g->cans[k].bus == net.index)
-            return true;
-    return false;
-}
-
 /* A forward's guest was resolved before guests were parsed; whether it has
  * a NIC on the segment is known only now. The YAML tree is still there, so
  * the error can point at the guest's name in the forward. */
@@ -161,7 +150,7 @@ static px_err check_forwards(tctx *c)
         for (uint32_t j = 0; j < seg->nat.n_forwards; j++) {
             const px_topo_forward *f = &seg->nat.forwards[j];
             const px_topo_guest *g = &t->guests[f->guest];
-            if (guest_on_net(g, (px_topo_ref){PX_TOPO_OBJ_ETH_SEGMENT, s}))
+            if (px_topo_guest_on_net(g, (px_topo_ref){PX_TOPO_OBJ_ETH_SEGMENT, s}))
                 continue;
             return pxt_fail(c, pxt_map_get(fwds->kids[j], "guest"), PX_E_CONFIG,
                             "guest \"%s\" has no NIC on segment \"%s\"; expected a guest "
@@ -596,7 +585,7 @@ static px_err parse_fault(tctx *c, const tnode *item, uint32_t idx, px_topo_faul
                             rule->nets[0] != rule->nets[1] ? " or " : "",
                             rule->nets[0] != rule->nets[1] ? px_topo_obj_str(rule->nets[1]) : "",
                             type);
-        if (g && !guest_on_net(&t->guests[f->guest], f->net))
+        if (g && !px_topo_guest_on_net(&t->guests[f->guest], f->net))
             return pxt_fail(c, g, PX_E_CONFIG,
                             "guest \"%s\" is not attached to %s \"%s\"; expected a guest on that "
                             "net",

@@ -9,26 +9,7 @@
 
 static bool guest_on_net(const px_topo *t, const px_lab_plan *p, uint32_t g, uint32_t n)
 {
-    px_topo_ref r = p->nets[n];
-    const px_topo_guest *gu = &t->guests[g];
-    if (r.type == PX_TOPO_OBJ_CAN_BUS) {
-        for (uint32_t i = 0; i < gu->n_cans; i++)
-            if (gu->cans[i].bus == r.index)
-                return true;
-    } else if (r.type == PX_TOPO_OBJ_ETH_SEGMENT) {
-        for (uint32_t i = 0; i < gu->n_nics; i++)
-            if (gu->nics[i].segment == r.index)
-                return true;
-    } else if (r.type == PX_TOPO_OBJ_IVSHMEM) {
-        for (uint32_t i = 0; i < gu->n_shms; i++)
-            if (gu->shms[i].region == r.index)
-                return true;
-    } else if (r.type == PX_TOPO_OBJ_CXL_SWITCH) {
-        for (uint32_t i = 0; i < gu->n_cxls; i++)
-            if (gu->cxls[i].sw == r.index)
-                return true;
-    }
-    return false;
+    return px_topo_guest_on_net(&t->guests[g], p->nets[n]);
 }
 
 static bool in_group(const px_topo_group *gr, uint32_t g)
