@@ -54,6 +54,9 @@ typedef enum px_msg_type {
     PX_MSG_STATUS = 8,     /* node -> coordinator: outcome of a plan */
     PX_MSG_REQUEST = 9,    /* CLI -> coordinator: up, down, status, nodes */
     PX_MSG_REPLY = 10,     /* coordinator -> CLI */
+    PX_MSG_CAN = 11,       /* data plane: CAN frames to a bus home, from it to members */
+    PX_MSG_TOOL = 12,      /* CLI -> coordinator -> node: a fabric tool command */
+    PX_MSG_TOOL_REPLY = 13, /* node -> coordinator -> CLI */
     PX_MSG_TYPE_MAX        /* one past the highest type */
 } px_msg_type;
 
@@ -144,6 +147,11 @@ typedef struct px_plan_net {
     uint64_t object; /* object id used in envelopes about this net */
 } px_plan_net;
 
+typedef struct px_plan_member { /* a node with endpoints on a net */
+    px_str net;
+    px_str node;
+} px_plan_member;
+
 typedef struct px_plan_peer {
     px_str name;
     px_str endpoint;
@@ -161,6 +169,8 @@ typedef struct px_msg_plan { /* coordinator -> node: one per node per phase */
     px_plan_net nets[PX_WIRE_MAX_ROWS]; /* nets this node takes part in */
     uint32_t n_peers;
     px_plan_peer peers[PX_WIRE_MAX_PEERS]; /* data-plane directory */
+    uint32_t n_members;
+    px_plan_member members[PX_WIRE_MAX_ROWS]; /* member nodes of the nets homed here */
 } px_msg_plan;
 
 typedef struct px_guest_row {
@@ -221,6 +231,57 @@ typedef struct px_msg_reply { /* coordinator -> CLI, envelope seq = request's */
     px_guest_row guests[PX_WIRE_MAX_ROWS];
 } px_msg_reply;
 
+/* ---- fabric services: docs/wire-protocol.md ---- */
+
+#define PX_WIRE_MAX_CAN_BATCH 256u /* frames in one CAN message */
+#define PX_WIRE_MAX_CAN_FRAME 70u  /* packed frame: 4 id + 1 len + 1 flags + 64 data */
+#define PX_WIRE_MAX_TOOL_ARGS 64u
+
+/* CAN message ops. */
+typedef enum px_can_op {
+    PX_CAN_SUBMIT = 1,  /* member -> home: frames to put on the bus */
+    PX_CAN_DELIVER = 2, /* home -> member: frames in bus order */
+    PX_CAN_JOIN = 3,    /* tool -> home: attach as a member (repeat as keep-alive) */
+    PX_CAN_LEAVE = 4,   /* tool -> home */
+    PX_CAN_OP_MAX
+} px_can_op;
+
+typedef struct px_can_rec {
+    uint64_t seq;   /* DELIVER: bus sequence number */
+    uint64_t ts_ns; /* DELIVER: bus time */
+    uint32_t node;  /* DELIVER: the member node that sent it */
+    uint32_t ep;    /* the endpoint on that node */
+    uint64_t tag;   /* the sender's tag, returned with TX-complete */
+    px_bin frame;   /* packed frame (devices/can/frame.h: px_can_frame_pack) */
+} px_can_rec;
+
+typedef struct px_msg_can {
+    uint64_t bus;  /* px_can_bus_key(lab, bus name) */
+    uint32_t op;   /* px_can_op */
+    uint32_t node; /* the sending member node's id */
+    uint32_t n_recs;
+    px_can_rec recs[PX_WIRE_MAX_CAN_BATCH];
+} px_msg_can;
+
+typedef struct px_msg_tool { /* CLI -> coordinator -> the node homing `net` */
+    px_str lab;
+    px_str net;                            /* the fabric object the command is about */
+    uint32_t n_args;                       /* e.g. "can" "stats" */
+    px_str args[PX_WIRE_MAX_TOOL_ARGS];
+    px_str client;                         /* coordinator -> node: the CLI's public key */
+    uint64_t id;                           /* coordinator -> node: correlation id */
+    uint32_t json;                         /* 1: the CLI wants JSON in `json` */
+} px_msg_tool;
+
+typedef struct px_msg_tool_reply {
+    uint64_t id;       /* the TOOL's id (node -> coordinator) */
+    int32_t code;      /* px_err */
+    px_str message;    /* human-readable result, or the error and a hint */
+    px_str json;       /* machine-readable result when asked for */
+    px_str endpoint;   /* data endpoint of the node to stream from/to, if any */
+    px_str key;        /* that endpoint's public key */
+} px_msg_tool_reply;
+
 typedef struct px_msg {
     px_envelope env;
     union {
@@ -234,6 +295,9 @@ typedef struct px_msg {
         px_msg_status status;
         px_msg_request request;
         px_msg_reply reply;
+        px_msg_can can;
+        px_msg_tool tool;
+        px_msg_tool_reply tool_reply;
     } body;
 } px_msg;
 

@@ -118,6 +118,13 @@ static const px_wire_field plan_peer_fields[] = {
 static const px_wire_struct plan_peer_desc =
     PX_WIRE_STRUCT("PLAN_PEER", px_plan_peer, plan_peer_fields, NULL);
 
+static const px_wire_field plan_member_fields[] = {
+    PX_WF_STR("net", px_plan_member, net, 1, NAME),
+    PX_WF_STR("node", px_plan_member, node, 1, NAME),
+};
+static const px_wire_struct plan_member_desc =
+    PX_WIRE_STRUCT("PLAN_MEMBER", px_plan_member, plan_member_fields, NULL);
+
 static const px_wire_field plan_fields[] = {
     PX_WF_STR("lab", px_msg_plan, lab, 1, NAME),
     PX_WF_U64("epoch", px_msg_plan, epoch, 1),
@@ -126,6 +133,8 @@ static const px_wire_field plan_fields[] = {
     PX_WF_STR_ARRAY("g", px_msg_plan, guests, n_guests, 0, NAME),
     PX_WF_STRUCT_ARRAY("nets", px_msg_plan, nets, n_nets, 0, px_plan_net, &plan_net_desc),
     PX_WF_STRUCT_ARRAY("peers", px_msg_plan, peers, n_peers, 0, px_plan_peer, &plan_peer_desc),
+    PX_WF_STRUCT_ARRAY("mem", px_msg_plan, members, n_members, 0, px_plan_member,
+                       &plan_member_desc),
 };
 static const px_wire_struct plan_desc = PX_WIRE_STRUCT("PLAN", px_msg_plan, plan_fields, NULL);
 
@@ -195,6 +204,56 @@ static const px_wire_field reply_fields[] = {
 };
 static const px_wire_struct reply_desc = PX_WIRE_STRUCT("REPLY", px_msg_reply, reply_fields, NULL);
 
+/* ---- fabric services ---- */
+
+static px_err can_check(const void *s, px_errmsg *em)
+{
+    const px_msg_can *c = s;
+    if (c->op == 0 || c->op >= PX_CAN_OP_MAX)
+        return px_errmsg_set(em, PX_E_PROTO, "CAN: unknown op %u", c->op);
+    return PX_OK;
+}
+
+static const px_wire_field can_rec_fields[] = {
+    PX_WF_U64("s", px_can_rec, seq, 0),
+    PX_WF_U64("t", px_can_rec, ts_ns, 0),
+    PX_WF_U32("n", px_can_rec, node, 0),
+    PX_WF_U32("e", px_can_rec, ep, 0),
+    PX_WF_U64("g", px_can_rec, tag, 0),
+    PX_WF_BIN("f", px_can_rec, frame, 1, PX_WIRE_MAX_CAN_FRAME),
+};
+static const px_wire_struct can_rec_desc =
+    PX_WIRE_STRUCT("CAN_REC", px_can_rec, can_rec_fields, NULL);
+
+static const px_wire_field can_fields[] = {
+    PX_WF_U64("bus", px_msg_can, bus, 1),
+    PX_WF_U32("op", px_msg_can, op, 1),
+    PX_WF_U32("node", px_msg_can, node, 0),
+    PX_WF_STRUCT_ARRAY("r", px_msg_can, recs, n_recs, 0, px_can_rec, &can_rec_desc),
+};
+static const px_wire_struct can_desc = PX_WIRE_STRUCT("CAN", px_msg_can, can_fields, can_check);
+
+static const px_wire_field tool_fields[] = {
+    PX_WF_STR("lab", px_msg_tool, lab, 1, NAME),
+    PX_WF_STR("net", px_msg_tool, net, 1, NAME),
+    PX_WF_STR_ARRAY("args", px_msg_tool, args, n_args, 1, TEXT),
+    PX_WF_STR("cli", px_msg_tool, client, 0, NAME),
+    PX_WF_U64("id", px_msg_tool, id, 0),
+    PX_WF_U32("json", px_msg_tool, json, 0),
+};
+static const px_wire_struct tool_desc = PX_WIRE_STRUCT("TOOL", px_msg_tool, tool_fields, NULL);
+
+static const px_wire_field tool_reply_fields[] = {
+    PX_WF_U64("id", px_msg_tool_reply, id, 0),
+    PX_WF_I32("code", px_msg_tool_reply, code, 1),
+    PX_WF_STR("msg", px_msg_tool_reply, message, 0, TEXT),
+    PX_WF_STR("json", px_msg_tool_reply, json, 0, TEXT),
+    PX_WF_STR("ep", px_msg_tool_reply, endpoint, 0, EP),
+    PX_WF_STR("key", px_msg_tool_reply, key, 0, NAME),
+};
+static const px_wire_struct tool_reply_desc =
+    PX_WIRE_STRUCT("TOOL_REPLY", px_msg_tool_reply, tool_reply_fields, NULL);
+
 #undef NAME
 #undef TEXT
 #undef EP
@@ -207,6 +266,8 @@ static const px_wire_struct *const registry[PX_MSG_TYPE_MAX] = {
     [PX_MSG_REGISTER] = &register_desc, [PX_MSG_REGISTERED] = &registered_desc,
     [PX_MSG_PLAN] = &plan_desc,         [PX_MSG_STATUS] = &status_desc,
     [PX_MSG_REQUEST] = &request_desc,   [PX_MSG_REPLY] = &reply_desc,
+    [PX_MSG_CAN] = &can_desc,           [PX_MSG_TOOL] = &tool_desc,
+    [PX_MSG_TOOL_REPLY] = &tool_reply_desc,
 };
 
 const px_wire_struct *px_wire_body_desc(uint32_t type)

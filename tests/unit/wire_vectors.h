@@ -178,6 +178,9 @@ static inline size_t wire_vectors(px_msg *out, size_t max, int with_huge)
     m.body.plan.n_peers = 1;
     m.body.plan.peers[0] = (px_plan_peer){px_str_c("host2"), px_str_c("tcp://10.0.0.2:7700"),
                                           px_str_c("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7")};
+    m.body.plan.n_members = 2;
+    m.body.plan.members[0] = (px_plan_member){px_str_c("can0"), px_str_c("host1")};
+    m.body.plan.members[1] = (px_plan_member){px_str_c("can0"), px_str_c("host2")};
     WV_ADD(m);
     m = wv_env(PX_MSG_PLAN, 0, 0, 3);
     m.body.plan.lab = px_str_c("quickstart");
@@ -201,6 +204,42 @@ static inline size_t wire_vectors(px_msg *out, size_t max, int with_huge)
                                       .topology = {(const uint8_t *)wv_topo, sizeof(wv_topo) - 1},
                                       .source = px_str_c("configs/quickstart.yaml"),
                                       .policy = px_str_c("stop")};
+    WV_ADD(m);
+    {
+        static const uint8_t f1[] = {0x00, 0x00, 0x01, 0x23, 4, 0, 0xde, 0xad, 0xbe, 0xef};
+        static const uint8_t f2[] = {0x80, 0x12, 0x34, 0x56, 2, 0x05, 1, 2};
+        m = wv_env(PX_MSG_CAN, 3, 0xfeed, 77);
+        m.body.can.bus = 0x0123456789abcdefull;
+        m.body.can.op = PX_CAN_DELIVER;
+        m.body.can.node = 0xa5a5a5a5u;
+        m.body.can.n_recs = 2;
+        m.body.can.recs[0] = (px_can_rec){.seq = 1, .ts_ns = 1000, .node = 7, .ep = 1, .tag = 9,
+                                          .frame = {f1, sizeof(f1)}};
+        m.body.can.recs[1] = (px_can_rec){.seq = UINT64_MAX, .frame = {f2, sizeof(f2)}};
+        WV_ADD(m);
+        m = wv_env(PX_MSG_CAN, 3, 0, 78);
+        m.body.can.bus = 1;
+        m.body.can.op = PX_CAN_JOIN;
+        WV_ADD(m);
+    }
+    m = wv_env(PX_MSG_TOOL, 0, 0, 12);
+    m.body.tool.lab = px_str_c("quickstart");
+    m.body.tool.net = px_str_c("body");
+    m.body.tool.n_args = 3;
+    m.body.tool.args[0] = px_str_c("can");
+    m.body.tool.args[1] = px_str_c("fault");
+    m.body.tool.args[2] = px_str_c("--drop=1%");
+    m.body.tool.client = px_str_c("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
+    m.body.tool.id = 5;
+    m.body.tool.json = 1;
+    WV_ADD(m);
+    m = wv_env(PX_MSG_TOOL_REPLY, 0, 0, 12);
+    m.body.tool_reply = (px_msg_tool_reply){.id = 5,
+                                            .code = PX_E_NOTFOUND,
+                                            .message = px_str_c("no bus x"),
+                                            .json = px_str_c("{}"),
+                                            .endpoint = px_str_c("tcp://10.0.0.2:7700"),
+                                            .key = px_str_c("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7")};
     WV_ADD(m);
     m = wv_env(PX_MSG_REPLY, 0, 0, 11);
     m.body.reply.code = PX_E_NOTFOUND;
