@@ -214,3 +214,34 @@ size_t px_can_to_qemu(const px_can_frame *f, bool fd_mode, void *buf, size_t cap
     *st = PX_CAN_OK;
     return n;
 }
+
+size_t px_can_frame_pack(const px_can_frame *f, void *buf, size_t cap)
+{
+    if (px_can_check(f, false) != PX_CAN_OK || cap < 6u + f->len)
+        return 0;
+    uint8_t *b = buf;
+    b[0] = (uint8_t)(f->can_id >> 24);
+    b[1] = (uint8_t)(f->can_id >> 16);
+    b[2] = (uint8_t)(f->can_id >> 8);
+    b[3] = (uint8_t)f->can_id;
+    b[4] = f->len;
+    b[5] = f->flags;
+    memcpy(b + 6, f->data, f->len);
+    return 6u + f->len;
+}
+
+px_can_status px_can_frame_unpack(const void *buf, size_t n, px_can_frame *out)
+{
+    memset(out, 0, sizeof(*out));
+    const uint8_t *b = buf;
+    if (n < 6 || n > PX_CAN_PACKED_MAX || n != 6u + b[4])
+        return PX_CAN_BAD_SIZE;
+    out->can_id = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    out->len = b[4];
+    out->flags = b[5];
+    memcpy(out->data, b + 6, out->len);
+    px_can_status st = px_can_check(out, true);
+    if (st != PX_CAN_OK)
+        memset(out, 0, sizeof(*out));
+    return st;
+}

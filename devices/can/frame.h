@@ -110,4 +110,14 @@ px_can_status px_can_from_linux(const void *buf, size_t n, px_can_frame *out);
 size_t px_can_to_qemu(const px_can_frame *f, bool fd_mode, void *buf, size_t cap,
                       px_can_status *st);
 
+/* The packed form frames take across hosts (the fabric's CAN message):
+ * can_id big-endian (4 bytes), len, flags, then the len data bytes: 6 to 70
+ * bytes. Pack writes it for a frame that passes px_can_check (returns 0
+ * otherwise, or if cap < 6 + len). Unpack accepts exactly 6 + len bytes
+ * that give a frame passing px_can_check (data past len zero); on error
+ * *out is all zero. */
+#define PX_CAN_PACKED_MAX 70u
+size_t px_can_frame_pack(const px_can_frame *f, void *buf, size_t cap);
+px_can_status px_can_frame_unpack(const void *buf, size_t n, px_can_frame *out);
+
 #endif

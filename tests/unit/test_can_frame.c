@@ -220,6 +220,50 @@ static void test_to_qemu(void **state)
     assert_int_equal(st, PX_CAN_BAD_LEN);
 }
 
+/* The packed cross-host form: exact bytes, round trips, and refusals. */
+static void test_pack(void **state)
+{
+    (void)state;
+    unsigned char b[PX_CAN_PACKED_MAX + 8];
+    px_can_frame back;
+    px_can_frame f = frame(0x123, 4, 0, "\xde\xad\xbe\xef");
+    assert_int_equal(px_can_frame_pack(&f, b, sizeof(b)), 10);
+    static const unsigned char want[] = {0, 0, 1, 0x23, 4, 0, 0xde, 0xad, 0xbe, 0xef};
+    assert_memory_equal(b, want, sizeof(want));
+    assert_int_equal(px_can_frame_unpack(b, 10, &back), PX_CAN_OK);
+    assert_memory_equal(&back, &f, sizeof(f));
+
+    unsigned char data[64];
+    for (unsigned i = 0; i < 64; i++)
+        data[i] = (unsigned char)(i * 7 + 1);
+    f = frame(PX_CAN_EFF_FLAG | 0x1abcdef0, 64, PX_CANFD_FDF | PX_CANFD_BRS, data);
+    assert_int_equal(px_can_frame_pack(&f, b, sizeof(b)), 70);
+    assert_int_equal(b[0], 0x9a);
+    assert_int_equal(px_can_frame_unpack(b, 70, &back), PX_CAN_OK);
+    assert_memory_equal(&back, &f, sizeof(f));
+    /* Too small a buffer, an invalid frame: nothing written. */
+    assert_int_equal(px_can_frame_pack(&f, b, 69), 0);
+    f = frame(0x800, 0, 0, NULL);
+    assert_int_equal(px_can_frame_pack(&f, b, sizeof(b)), 0);
+
+    /* Length byte disagreeing with the size, short input, bad content. */
+    f = frame(0x7ff, 2, 0, "\x01\x02");
+    assert_int_equal(px_can_frame_pack(&f, b, sizeof(b)), 8);
+    assert_int_equal(px_can_frame_unpack(b, 7, &back), PX_CAN_BAD_SIZE);
+    assert_memory_equal(&back, zeros, 64);
+    assert_int_equal(px_can_frame_unpack(b, 9, &back), PX_CAN_BAD_SIZE);
+    assert_int_equal(px_can_frame_unpack(b, 5, &back), PX_CAN_BAD_SIZE);
+    b[5] = 0x80; /* unknown flag */
+    assert_int_equal(px_can_frame_unpack(b, 8, &back), PX_CAN_BAD_FLAGS);
+    b[5] = 0;
+    b[2] = 0x08; /* standard id 0x8ff */
+    assert_int_equal(px_can_frame_unpack(b, 8, &back), PX_CAN_BAD_ID);
+    b[2] = 0;
+    b[4] = 9; /* classic len 9 */
+    memset(b + 6, 0, 9);
+    assert_int_equal(px_can_frame_unpack(b, 15, &back), PX_CAN_BAD_LEN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_from_qemu_fd),
         cmocka_unit_test(test_from_linux),
         cmocka_unit_test(test_to_qemu),
+        cmocka_unit_test(test_pack),
     };
     return cmocka_run_group_tests_name("can_frame", tests, NULL, NULL);
 }
