@@ -91,15 +91,19 @@ static px_err lab_alloc_state(px_lab *lab)
     return PX_OK;
 }
 
-static bool host_has_net(const px_lab *lab, uint32_t h, uint32_t n)
+/* Host h runs a guest attached to net n. */
+static bool host_on_net(const px_lab *lab, uint32_t h, uint32_t n)
 {
-    if (lab->plan.net_home[n] == h)
-        return true;
     const px_topo *t = lab->topo;
     for (uint32_t g = 0; g < t->n_guests; g++)
         if (lab->plan.guest_host[g] == h && px_topo_guest_on_net(&t->guests[g], lab->plan.nets[n]))
             return true;
     return false;
+}
+
+static bool host_has_net(const px_lab *lab, uint32_t h, uint32_t n)
+{
+    return lab->plan.net_home[n] == h || host_on_net(lab, h, n);
 }
 
 void px_lab_send_plan(px_coord *c, px_lab *lab, uint32_t h)
@@ -128,6 +132,12 @@ void px_lab_send_plan(px_coord *c, px_lab *lab, uint32_t h)
                 (px_plan_net){.name = px_str_c(px_topo_ref_name(lab->topo, lab->plan.nets[n])),
                               .home = px_str_c(lab->plan.hosts[lab->plan.net_home[n]].name),
                               .object = n + 1};
+            /* The home learns its members. */
+            for (uint32_t k = 0; lab->plan.net_home[n] == h && k < lab->plan.n_hosts; k++)
+                if (host_on_net(lab, k, n) && p->n_members < PX_WIRE_MAX_ROWS)
+                    p->members[p->n_members++] = (px_plan_member){
+                        .net = p->nets[p->n_nets - 1].name,
+                        .node = px_str_c(lab->plan.hosts[k].name)};
         }
         for (uint32_t k = 0; k < lab->plan.n_hosts && p->n_peers < PX_WIRE_MAX_PEERS; k++) {
             const px_cnode *peer = px_coord_node(c, lab->plan.hosts[k].name);
