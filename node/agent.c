@@ -13,6 +13,7 @@
 
 #include "coordinator/topology.h"
 #include "node/accel.h"
+#include "node/can.h"
 #include "fabric/core/fsutil.h"
 #include "fabric/core/log.h"
 
@@ -140,6 +141,7 @@ static void lab_drop(px_node *n, uint32_t idx)
     for (uint32_t i = 0; i < l->n_guests; i++)
         if (l->guests[i].g)
             px_guest_close(l->guests[i].g, NULL, NULL);
+    px_node_can_remove(n, l->name);
     px_rm_tree(l->dir);
     px_topo_free(l->topo);
     free(l->guests);
@@ -232,6 +234,7 @@ static void lab_start_guests(px_node *n, px_node_lab *l)
                             .qemu = {.qemu = n->opts.qemu,
                                      .rundir = l->dir,
                                      .image_dir = n->opts.image_dir,
+                                     .can_shim = n->opts.can_shim,
                                      .accel = accel},
                             .stop_timeout_ms = n->opts.stop_timeout_ms,
                             .on_change = on_guest_change,
@@ -382,6 +385,14 @@ static void apply_plan(px_node *n, const px_msg_plan *p)
             px_transport_allow(n->tp, key);
     }
     px_mesh_update(&n->mesh, p->peers, p->n_peers);
+    /* Endpoints first: QEMU connects to them as it starts. */
+    if (px_node_can_apply(n, l, p, &em) != PX_OK) {
+        snprintf(err_text, sizeof(err_text), "CAN: %s", em.text);
+        PX_WARN("node", "lab's CAN buses cannot be set up", "lab=%s detail=\"%s\"", lab,
+                em.text);
+        send_status(n, lab, p->epoch, "failed", err_text, NULL);
+        return;
+    }
     lab_start_guests(n, l);
     l->ready = true;
     PX_INFO("node", "plan applied", "lab=%s epoch=%llu guests=%u nets=%u peers=%u", lab,
@@ -404,6 +415,18 @@ static void dispatch(px_node *n, const px_msg *m)
     case PX_MSG_PLAN:
         apply_plan(n, &m->body.plan);
         break;
+    case PX_MSG_TOOL: {
+        px_cansvc_reply *r = malloc(sizeof(*r));
+        if (!r)
+            break;
+        px_msg *out = n->scratch;
+        memset(out, 0, sizeof(out->env) + sizeof(out->body.tool_reply));
+        out->env.type = PX_MSG_TOOL_REPLY;
+        px_node_can_tool(n, &m->body.tool, &out->body.tool_reply, r);
+        send_msg(n, out);
+        free(r);
+        break;
+    }
     case PX_MSG_ERROR:
         PX_WARN("node", "coordinator reported an error", "code=%s msg=\"%.*s\"",
                 px_errname((px_err)m->body.error.code), (int)m->body.error.message.len,
@@ -558,6 +581,10 @@ px_err px_node_start(px_node *n, uv_loop_t *loop, const px_node_opts *opts, px_e
     err = px_chan_open(n->tp, &dopt, &n->data, em);
     if (err)
         goto fail_tp;
+    err = px_node_can_start(n, em);
+    if (err)
+        goto fail_data;
+    px_mesh_set_handler(&n->mesh, px_node_can_msg, n);
     char ident[80];
     snprintf(ident, sizeof(ident), "node:%s", n->name);
     px_chan_opts copt = {.role = PX_CHAN_CLIENT,
@@ -594,6 +621,11 @@ fail_data:
      * until the data channel's handles are released (chan_closed frees the
      * transport). */
     n->pending_close = 1;
+    if (n->can) {
+        n->pending_close++;
+        px_cansvc_close(n->can, mesh_closed, n);
+        n->can = NULL;
+    }
     px_chan_close(n->data, chan_closed, n);
     uv_run(loop, UV_RUN_DEFAULT);
     goto fail_scratch;
@@ -618,7 +650,9 @@ void px_node_stop(px_node *n)
         lab_drop(n, n->n_labs - 1);
     uv_timer_stop(&n->hb);
     uv_close((uv_handle_t *)&n->hb, NULL);
-    n->pending_close = 3;
+    n->pending_close = 4;
+    px_cansvc_close(n->can, mesh_closed, n);
+    n->can = NULL;
     px_mesh_close(&n->mesh, mesh_closed, n);
     px_chan_close(n->ctl, chan_closed, n);
     px_chan_close(n->data, chan_closed, n);

@@ -41,6 +41,7 @@ typedef struct px_node_opts {
     uint64_t mem_mb;             /* 0 = physical memory / 2 */
     const char *qemu;            /* QEMU binary; NULL = qemu-system-x86_64 */
     const char *image_dir;       /* built-in guest images: DIR/NAME/{vmlinuz,initrd.img} */
+    const char *can_shim;        /* libpxcanshim.so for guests with CAN controllers */
     const char *cache_dir;       /* where the KVM probe result is kept; NULL = none */
     uint32_t stop_timeout_ms;    /* graceful guest stop before quit; 0 = 3000 */
     bool dry_run;                /* apply plans but start no QEMU: guests stay "planned" */
@@ -81,6 +82,7 @@ typedef struct px_node {
     px_chan *ctl;  /* CLIENT to the coordinator */
     px_chan *data; /* SERVER for peer nodes */
     px_mesh mesh;  /* CLIENT links to peer nodes */
+    struct px_cansvc *can; /* CAN buses (fabric/can-bus/service.h) */
     uv_timer_t hb;
     px_node_opts opts;
     char name[64];

@@ -1,6 +1,8 @@
 /* plexus-node guest supervisor. See guest.h. */
 #include "guest.h"
 
+extern char **environ;
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -241,13 +243,33 @@ px_err px_guest_start(px_guest *g)
         {.flags = fd >= 0 ? UV_INHERIT_FD : UV_IGNORE, .data.fd = fd},
         {.flags = fd >= 0 ? UV_INHERIT_FD : UV_IGNORE, .data.fd = fd},
     };
+    /* The node's environment plus what the command line needs (the CAN
+     * shim); a variable the command sets replaces the node's own. */
+    size_t n_env = 0;
+    while (environ[n_env])
+        n_env++;
+    char **envp = calloc(n_env + g->cmd.n_env + 1, sizeof(*envp));
+    size_t k = 0;
+    for (size_t i = 0; envp && i < n_env; i++) {
+        bool replaced = false;
+        for (size_t j = 0; j < g->cmd.n_env && !replaced; j++) {
+            size_t nl = strcspn(g->cmd.env[j], "=");
+            replaced = strncmp(environ[i], g->cmd.env[j], nl + 1) == 0;
+        }
+        if (!replaced)
+            envp[k++] = environ[i];
+    }
+    for (size_t j = 0; envp && j < g->cmd.n_env; j++)
+        envp[k++] = g->cmd.env[j];
     uv_process_options_t po = {.exit_cb = on_qemu_exit,
                                .file = g->cmd.argv[0],
                                .args = g->cmd.argv,
+                               .env = g->cmd.n_env ? envp : NULL,
                                .stdio_count = 3,
                                .stdio = stdio};
     g->proc.data = g;
     int rc = uv_spawn(g->loop, &g->proc, &po);
+    free(envp);
     if (fd >= 0)
         close(fd);
     if (rc != 0) {

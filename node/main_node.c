@@ -32,6 +32,9 @@ static const char usage[] =
     "  --image-dir DIR          built-in guest images (default $PLEXUS_IMAGE_DIR, else\n"
     "                           the build tree's guest/, else /usr/share/plexus/guest)\n"
     "  --qemu PATH              QEMU binary (default qemu-system-x86_64)\n"
+    "  --can-shim PATH          libpxcanshim.so, preloaded into QEMUs of guests with\n"
+    "                           CAN controllers (default $PLEXUS_CAN_SHIM, else the\n"
+    "                           build tree's devices/can/, else /usr/lib/plexus/)\n"
     "  --cache-dir DIR          keeps the KVM probe's answer (default /var/cache/plexus)\n"
     "  --stop-timeout-ms N      powerdown grace before quit (default 3000)\n"
     "  --dry-run                apply plans without starting QEMU (guests stay\n"
@@ -60,6 +63,32 @@ static const char *default_image_dir(char *buf, size_t len)
     return "/usr/share/plexus/guest";
 }
 
+/* $PLEXUS_CAN_SHIM, else the build tree (build/node/../devices/can), else
+ * the installed location. */
+static const char *default_can_shim(char *buf, size_t len)
+{
+    const char *env = getenv("PLEXUS_CAN_SHIM");
+    if (env && *env)
+        return env;
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            char *up = strrchr(self, '/');
+            if (up) {
+                *up = '\0';
+                snprintf(buf, len, "%s/devices/can/libpxcanshim.so", self);
+                if (access(buf, R_OK) == 0)
+                    return buf;
+            }
+        }
+    }
+    return "/usr/lib/plexus/libpxcanshim.so";
+}
+
 static void stop_node(void *ud)
 {
     px_node_stop(ud);
@@ -80,6 +109,7 @@ int main(int argc, char **argv)
         {"log-file", required_argument, NULL, 'F'},
         {"image-dir", required_argument, NULL, 'I'},
         {"qemu", required_argument, NULL, 'Q'},
+        {"can-shim", required_argument, NULL, 'S'},
         {"cache-dir", required_argument, NULL, 'D'},
         {"stop-timeout-ms", required_argument, NULL, 'T'},
         {"dry-run", no_argument, NULL, 'N'},
@@ -132,6 +162,9 @@ int main(int argc, char **argv)
         case 'Q':
             o.qemu = optarg;
             break;
+        case 'S':
+            o.can_shim = optarg;
+            break;
         case 'D':
             o.cache_dir = optarg;
             break;
@@ -165,6 +198,9 @@ int main(int argc, char **argv)
     char images[4096];
     if (!o.image_dir)
         o.image_dir = default_image_dir(images, sizeof(images));
+    char shim[4096];
+    if (!o.can_shim)
+        o.can_shim = default_can_shim(shim, sizeof(shim));
     if (!o.cache_dir)
         o.cache_dir = geteuid() == 0 ? "/var/cache/plexus" : NULL;
     o.runtime_dir = runtime;

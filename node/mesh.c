@@ -129,27 +129,57 @@ void px_mesh_tick(px_mesh *m, uint32_t tick_ms)
     }
 }
 
+void px_mesh_set_handler(px_mesh *m, px_mesh_msg_cb cb, void *ud)
+{
+    m->on_msg = cb;
+    m->on_msg_ud = ud;
+}
+
 void px_mesh_on_server_recv(px_mesh *m, px_chan *server, const px_peer *from, const uint8_t *data,
                             size_t len)
 {
-    (void)m;
+    if (!m->in && !(m->in = malloc(sizeof(*m->in))))
+        return;
     size_t off = 0;
     while (off < len) {
-        px_msg msg;
         size_t used;
         px_errmsg em = {{0}};
-        if (px_wire_decode(data + off, len - off, &used, &msg, &em) != PX_OK) {
+        if (px_wire_decode(data + off, len - off, &used, m->in, &em) != PX_OK) {
             PX_WARN("mesh", "bad data-plane message dropped", "peer_key=%.8s detail=\"%s\"",
                     from->key_z85, em.text);
             return;
         }
-        if (msg.env.type == PX_MSG_PROBE)
+        if (m->in->env.type == PX_MSG_PROBE)
             px_chan_send(server, from, data + off, used); /* the echo, byte for byte */
+        else if (m->on_msg)
+            m->on_msg(m->on_msg_ud, from, m->in);
         else
             PX_DEBUG("mesh", "data-plane message without a service", "peer_key=%.8s type=%u",
-                     from->key_z85, msg.env.type);
+                     from->key_z85, m->in->env.type);
         off += used;
     }
+}
+
+static px_mesh_peer *peer_by_name(const px_mesh *m, const char *name)
+{
+    for (uint32_t i = 0; i < m->n_peers; i++)
+        if (strcmp(m->peers[i]->name, name) == 0)
+            return m->peers[i];
+    return NULL;
+}
+
+px_err px_mesh_send(px_mesh *m, const char *name, const uint8_t *data, size_t len)
+{
+    px_mesh_peer *p = peer_by_name(m, name);
+    if (!p || !p->ch)
+        return PX_E_NOTFOUND;
+    return px_chan_send(p->ch, NULL, data, len);
+}
+
+const char *px_mesh_peer_key(const px_mesh *m, const char *name)
+{
+    const px_mesh_peer *p = peer_by_name(m, name);
+    return p ? p->key : NULL;
 }
 
 void px_mesh_counts(const px_mesh *m, uint32_t *up, uint32_t *total, uint32_t *max_rtt_us)
@@ -191,4 +221,6 @@ void px_mesh_fini(px_mesh *m)
         free(m->peers[i]);
     m->n_peers = 0;
     px_wbuf_fini(&m->out);
+    free(m->in);
+    m->in = NULL;
 }

@@ -35,6 +35,10 @@ typedef struct px_mesh_peer {
     uint32_t rtt_us;       /* of the last echo */
 } px_mesh_peer;
 
+/* A data-plane message for a fabric service (anything but PROBE). msg and
+ * the bytes it points into are valid during the call only. */
+typedef void (*px_mesh_msg_cb)(void *ud, const px_peer *from, const px_msg *msg);
+
 typedef struct px_mesh {
     uv_loop_t *loop;
     px_transport *tp;
@@ -47,6 +51,9 @@ typedef struct px_mesh {
     unsigned closing; /* channels still closing */
     void (*closed)(void *ud);
     void *closed_ud;
+    px_mesh_msg_cb on_msg;
+    void *on_msg_ud;
+    px_msg *in; /* decoding (px_msg is large) */
 } px_mesh;
 
 void px_mesh_init(px_mesh *m, uv_loop_t *loop, px_transport *tp, const char *self);
@@ -58,10 +65,20 @@ void px_mesh_update(px_mesh *m, const px_plan_peer *peers, uint32_t n);
 /* Send a PROBE to every peer (call once per heartbeat period). */
 void px_mesh_tick(px_mesh *m, uint32_t tick_ms);
 
+/* Where messages for fabric services go. */
+void px_mesh_set_handler(px_mesh *m, px_mesh_msg_cb cb, void *ud);
+
 /* What the node's SERVER data channel received: PROBEs are echoed to the
- * sender; anything else is for fabric services (logged for now). */
+ * sender; anything else goes to the handler. */
 void px_mesh_on_server_recv(px_mesh *m, px_chan *server, const px_peer *from, const uint8_t *data,
                             size_t len);
+
+/* Send bytes (whole envelopes) to peer `name` on our link to it.
+ * PX_E_NOTFOUND if there is no such peer or no link (yet). */
+px_err px_mesh_send(px_mesh *m, const char *name, const uint8_t *data, size_t len);
+
+/* The data-plane key (Z85) of peer `name`, NULL if unknown. */
+const char *px_mesh_peer_key(const px_mesh *m, const char *name);
 
 /* Peers whose echo is recent, all peers, and the slowest last round trip. */
 void px_mesh_counts(const px_mesh *m, uint32_t *up, uint32_t *total, uint32_t *max_rtt_us);

@@ -28,6 +28,25 @@ static px_err add(px_qemu_cmd *c, const char *fmt, ...)
     return PX_OK;
 }
 
+static px_err env(px_qemu_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static px_err env(px_qemu_cmd *c, const char *fmt, ...)
+{
+    if (c->n_env == PX_QEMU_MAX_ENV)
+        return PX_E_TOOBIG;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vasprintf(&c->env[c->n_env], fmt, ap);
+    va_end(ap);
+    if (rc < 0) {
+        c->env[c->n_env] = NULL;
+        return PX_E_NOMEM;
+    }
+    c->n_env++;
+    c->env[c->n_env] = NULL;
+    return PX_OK;
+}
+
 static void note(px_qemu_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void note(px_qemu_cmd *c, const char *fmt, ...)
@@ -87,18 +106,49 @@ static px_err nics(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu
     return err;
 }
 
-/* CAN needs the rootless socketcan shim, ivshmem a region server, CXL the
- * switch back end: none exists yet, so the guest runs without them and
- * says so. */
+/* CAN: each controller sits alone on a QEMU can-bus whose host connector
+ * is can-host-socketcan; libpxcanshim.so (preloaded) turns that into the
+ * node's endpoint socket RUNDIR/can/g<G>c<I>.sock (fabric/can-bus/proto.h,
+ * docs/can-shim.md). ctucan_pci has two cores; the first is on the bus. */
 static px_err cans(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,
                    px_errmsg *em)
 {
-    (void)cfg;
-    (void)em;
     const px_topo_guest *gu = &t->guests[g];
-    if (gu->n_cans)
-        note(c, "%u CAN controller(s) not wired yet (CAN bus service)", gu->n_cans);
-    return PX_OK;
+    if (!gu->n_cans)
+        return PX_OK;
+    if (!cfg->can_shim || access(cfg->can_shim, R_OK) != 0)
+        return px_errmsg_set(em, PX_E_CONFIG,
+                             "guest %s: CAN controllers need libpxcanshim.so, not found at %s "
+                             "(build plexus, or give plexus-node --can-shim PATH)",
+                             gu->name, cfg->can_shim ? cfg->can_shim : "(none)");
+    char sock[200];
+    if (snprintf(sock, sizeof(sock), "%s/can/g%uc%u.sock", cfg->rundir, g, gu->n_cans - 1) >= 108)
+        return px_errmsg_set(em, PX_E_CONFIG,
+                             "guest %s: runtime directory %s is too long for CAN sockets "
+                             "(keep it under 90 characters)",
+                             gu->name, cfg->rundir);
+    px_err err = PX_OK;
+    for (uint32_t i = 0; !err && i < gu->n_cans; i++) {
+        const px_topo_canif *ci = &gu->cans[i];
+        err = add(c, "-object");
+        if (!err)
+            err = add(c, "can-bus,id=pxcb%u", i);
+        if (!err)
+            err = add(c, "-object");
+        if (!err)
+            err = add(c, "can-host-socketcan,id=pxch%u,if=g%uc%u,canbus=pxcb%u", i, g, i, i);
+        if (!err)
+            err = add(c, "-device");
+        if (!err)
+            err = ci->controller == PX_TOPO_CAN_CTUCAN_PCI
+                      ? add(c, "ctucan_pci,canbus0=pxcb%u,bus=pcie.0", i)
+                      : add(c, "kvaser_pci,canbus=pxcb%u,bus=pcie.0", i);
+    }
+    if (!err)
+        err = env(c, "LD_PRELOAD=%s", cfg->can_shim);
+    if (!err)
+        err = env(c, "PLEXUS_CAN_SOCKET_DIR=%s/can", cfg->rundir);
+    return err;
 }
 
 static px_err shms(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,
@@ -187,10 +237,28 @@ static px_err image_args(const px_topo *t, const px_topo_guest *gu, const px_qem
         if (!err)
             err = add(c, "%s", initrd);
     }
+    /* The built-in image brings its CAN interfaces up at the bus's rates. */
+    char canspec[512] = "";
+    if (im->type == PX_TOPO_IMAGE_BUILTIN) {
+        uint32_t ifidx = 0;
+        for (uint32_t i = 0; i < gu->n_cans; i++) {
+            const px_topo_can_bus *b = &t->can_buses[gu->cans[i].bus];
+            size_t l = strlen(canspec);
+            char rates[64];
+            if (b->fd)
+                snprintf(rates, sizeof(rates), "%llu:%llu", (unsigned long long)b->bitrate,
+                         (unsigned long long)b->data_bitrate);
+            else
+                snprintf(rates, sizeof(rates), "%llu", (unsigned long long)b->bitrate);
+            snprintf(canspec + l, sizeof(canspec) - l, "%scan%u:%s", i ? "," : " plexus.can=",
+                     ifidx, rates);
+            ifidx += gu->cans[i].controller == PX_TOPO_CAN_CTUCAN_PCI ? 2 : 1;
+        }
+    }
     if (!err) {
         err = add(c, "-append");
         if (!err)
-            err = add(c, "console=ttyS0 panic=-1 plexus.name=%s%s%s%s%s", gu->name,
+            err = add(c, "console=ttyS0 panic=-1 plexus.name=%s%s%s%s%s%s", gu->name, canspec,
                       append ? " " : "", append ? append : "", cfg->extra_append ? " " : "",
                       cfg->extra_append ? cfg->extra_append : "");
     }
@@ -275,6 +343,10 @@ void px_qemu_cmd_fini(px_qemu_cmd *c)
         free(c->argv[i]);
     c->argc = 0;
     c->argv[0] = NULL;
+    for (size_t i = 0; i < c->n_env; i++)
+        free(c->env[i]);
+    c->n_env = 0;
+    c->env[0] = NULL;
 }
 
 void px_qemu_cmd_describe(const px_qemu_cmd *c, char *buf, size_t len)

@@ -14,6 +14,8 @@
  *   NAME.log      everything the serial console printed (logfile of c<N>)
  *   NAME.pid      QEMU's pid file
  *   n<N>-<I>.sock Ethernet NIC I (-netdev stream, QEMU as server)
+ *   can/g<N>c<I>.sock CAN controller I: the node's endpoint, QEMU connects
+ *                 through libpxcanshim.so (LD_PRELOAD, in env[])
  */
 #ifndef PX_NODE_QEMU_CMD_H
 #define PX_NODE_QEMU_CMD_H
@@ -26,6 +28,7 @@
 
 #define PX_QEMU_MAX_ARGS  256u
 #define PX_QEMU_MAX_NOTES 8u
+#define PX_QEMU_MAX_ENV   8u
 
 typedef struct px_qemu_cfg {
     const char *qemu;         /* binary; NULL = "qemu-system-x86_64" */
@@ -33,11 +36,14 @@ typedef struct px_qemu_cfg {
     const char *image_dir;    /* where builtin images live: IMAGE_DIR/NAME/{vmlinuz,initrd.img} */
     px_topo_accel accel;      /* resolved: PX_TOPO_ACCEL_KVM or _TCG (never AUTO) */
     const char *extra_append; /* appended to the kernel command line, may be NULL */
+    const char *can_shim;     /* libpxcanshim.so (guests with CAN controllers) */
 } px_qemu_cfg;
 
 typedef struct px_qemu_cmd {
     char *argv[PX_QEMU_MAX_ARGS + 1]; /* NULL-terminated, each owned */
     size_t argc;
+    char *env[PX_QEMU_MAX_ENV + 1]; /* NAME=VALUE added to the node's environment */
+    size_t n_env;
     char qmp_path[108];
     char console_path[108];
     char log_path[4096];

@@ -119,12 +119,32 @@ static void test_builtin_guest_line(void **state)
     assert_int_equal(c.n_notes, 0);
     px_qemu_cmd_fini(&c);
 
-    /* The CAN member: no back end yet, so a note instead of a device. */
-    assert_int_equal(px_qemu_cmd_build(t, 0, &cfg, &c, &em), PX_OK);
-    assert_int_equal(c.n_notes, 1);
-    assert_non_null(strstr(c.notes[0], "CAN"));
-    assert_null(arg_after(&c, "-device", 0));
+    /* The CAN member without the shim: a clear error, nothing half-built. */
+    assert_int_equal(px_qemu_cmd_build(t, 0, &cfg, &c, &em), PX_E_CONFIG);
+    assert_non_null(strstr(em.text, "libpxcanshim.so"));
+    assert_int_equal(c.argc, 0);
     px_qemu_cmd_fini(&c);
+
+    /* With it: the controller on its own can-bus, the host connector named
+     * after the endpoint socket, the shim preloaded with the socket dir. */
+    char shim[4200];
+    snprintf(shim, sizeof(shim), "%s/tiny/vmlinuz", images); /* any readable file */
+    cfg.can_shim = shim;
+    assert_int_equal(px_qemu_cmd_build(t, 0, &cfg, &c, &em), PX_OK);
+    assert_int_equal(c.n_notes, 0);
+    assert_string_equal(arg_after(&c, "-object", 0), "can-bus,id=pxcb0");
+    assert_string_equal(arg_after(&c, "-object", 1),
+                        "can-host-socketcan,id=pxch0,if=g0c0,canbus=pxcb0");
+    assert_string_equal(arg_after(&c, "-device", 0), "kvaser_pci,canbus=pxcb0,bus=pcie.0");
+    assert_non_null(strstr(arg_after(&c, "-append", 0), "plexus.can=can0:500000"));
+    assert_int_equal(c.n_env, 2);
+    snprintf(want, sizeof(want), "LD_PRELOAD=%s", shim);
+    assert_string_equal(c.env[0], want);
+    snprintf(want, sizeof(want), "PLEXUS_CAN_SOCKET_DIR=%s/can", dir);
+    assert_string_equal(c.env[1], want);
+    assert_null(c.env[2]);
+    px_qemu_cmd_fini(&c);
+    assert_int_equal(c.n_env, 0);
     px_topo_free(t);
 }
 

@@ -1,0 +1,225 @@
+/* plexus — CAN endpoint. See endpoint.h. */
+#include "devices/can/endpoint.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "fabric/core/log.h"
+
+#define READ_BUDGET 64 /* frames per wake-up: other endpoints get their turn */
+
+struct px_canep {
+    uv_loop_t *loop;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char name[128];
+    uint32_t id;
+    int lfd, cfd;
+    uv_poll_t lpoll, cpoll;
+    bool cpoll_on, paused, closing;
+    unsigned open_handles;
+    px_canep_stats st;
+    px_canep_rx_cb on_rx;
+    px_canep_batch_cb on_batch;
+    void *ud;
+};
+
+static void handle_closed(uv_handle_t *h)
+{
+    px_canep *ep = h->data;
+    if (--ep->open_handles == 0 && ep->closing)
+        free(ep);
+}
+
+static void conn_close(px_canep *ep)
+{
+    if (ep->cfd < 0)
+        return;
+    if (ep->cpoll_on) {
+        uv_poll_stop(&ep->cpoll);
+        uv_close((uv_handle_t *)&ep->cpoll, handle_closed);
+        ep->cpoll_on = false;
+    }
+    close(ep->cfd);
+    ep->cfd = -1;
+    ep->st.connected = false;
+}
+
+static void on_conn(uv_poll_t *p, int status, int events);
+
+static void conn_watch(px_canep *ep)
+{
+    if (ep->cfd < 0 || !ep->cpoll_on)
+        return;
+    if (ep->paused)
+        uv_poll_stop(&ep->cpoll);
+    else
+        uv_poll_start(&ep->cpoll, UV_READABLE | UV_DISCONNECT, on_conn);
+}
+
+static void on_conn(uv_poll_t *p, int status, int events)
+{
+    px_canep *ep = p->data;
+    (void)events;
+    if (status < 0) {
+        PX_WARN("can", "endpoint connection error; closed", "ep=%s err=%s", ep->name,
+                uv_strerror(status));
+        conn_close(ep);
+        return;
+    }
+    unsigned char buf[PX_CAN_FRAME_SIZE + 1];
+    bool got = false;
+    for (int i = 0; i < READ_BUDGET && ep->cfd >= 0 && !ep->paused; i++) {
+        ssize_t n = recv(ep->cfd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            break;
+        if (n <= 0) {
+            PX_INFO("can", "QEMU disconnected from endpoint", "ep=%s", ep->name);
+            conn_close(ep);
+            break;
+        }
+        px_can_frame f;
+        px_can_status cs = px_can_from_wire(buf, (size_t)n, &f);
+        if (cs != PX_CAN_OK) {
+            ep->st.malformed++;
+            PX_ERROR("can", "malformed frame from QEMU; endpoint cut off",
+                     "ep=%s bytes=%zd reason=\"%s\" hint=\"the guest's QEMU must restart to "
+                     "reconnect\"",
+                     ep->name, n, px_can_status_str(cs));
+            conn_close(ep);
+            break;
+        }
+        ep->st.rx++;
+        got = true;
+        ep->on_rx(ep->ud, ep, &f);
+    }
+    if (got && ep->on_batch)
+        ep->on_batch(ep->ud, ep);
+}
+
+static void on_listen(uv_poll_t *p, int status, int events)
+{
+    px_canep *ep = p->data;
+    (void)events;
+    if (status < 0)
+        return;
+    int fd = accept4(ep->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (ep->cfd >= 0) {
+        PX_INFO("can", "endpoint reconnected; old connection replaced", "ep=%s", ep->name);
+        conn_close(ep);
+    }
+    ep->cfd = fd;
+    ep->st.connected = true;
+    ep->st.connects++;
+    if (uv_poll_init(ep->loop, &ep->cpoll, fd) != 0) {
+        close(fd);
+        ep->cfd = -1;
+        ep->st.connected = false;
+        return;
+    }
+    ep->cpoll.data = ep;
+    ep->cpoll_on = true;
+    ep->open_handles++;
+    conn_watch(ep);
+    PX_INFO("can", "QEMU connected to endpoint", "ep=%s", ep->name);
+}
+
+px_err px_canep_open(uv_loop_t *loop, const px_canep_opts *o, px_canep **out, px_errmsg *em)
+{
+    *out = NULL;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(o->path) >= sizeof(sa.sun_path))
+        return px_errmsg_set(em, PX_E_CONFIG,
+                             "CAN endpoint %s: socket path %s is longer than %zu bytes (use a "
+                             "shorter runtime directory or lab name)",
+                             o->name, o->path, sizeof(sa.sun_path) - 1);
+    px_canep *ep = calloc(1, sizeof(*ep));
+    if (!ep)
+        return px_errmsg_set(em, PX_E_NOMEM, "CAN endpoint %s: out of memory", o->name);
+    ep->loop = loop;
+    snprintf(ep->path, sizeof(ep->path), "%s", o->path);
+    snprintf(ep->name, sizeof(ep->name), "%s", o->name);
+    ep->id = o->id;
+    ep->on_rx = o->on_rx;
+    ep->on_batch = o->on_batch;
+    ep->ud = o->ud;
+    ep->cfd = -1;
+    memcpy(sa.sun_path, o->path, strlen(o->path));
+    ep->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (ep->lfd < 0) {
+        free(ep);
+        return px_errmsg_set(em, PX_E_IO, "CAN endpoint %s: socket: %s", o->name, strerror(errno));
+    }
+    unlink(o->path);
+    if (bind(ep->lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(ep->lfd, 4) != 0) {
+        int e = errno;
+        close(ep->lfd);
+        free(ep);
+        return px_errmsg_set(em, PX_E_IO, "CAN endpoint %s: cannot listen on %s: %s", o->name,
+                             o->path, strerror(e));
+    }
+    uv_poll_init(loop, &ep->lpoll, ep->lfd);
+    ep->lpoll.data = ep;
+    ep->open_handles = 1;
+    uv_poll_start(&ep->lpoll, UV_READABLE, on_listen);
+    *out = ep;
+    return PX_OK;
+}
+
+px_err px_canep_send(px_canep *ep, const px_can_frame *f)
+{
+    if (ep->cfd < 0) {
+        ep->st.tx_dropped++;
+        return PX_E_CLOSED;
+    }
+    ssize_t n = send(ep->cfd, f, sizeof(*f), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == (ssize_t)sizeof(*f)) {
+        ep->st.tx++;
+        return PX_OK;
+    }
+    ep->st.tx_dropped++;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return PX_E_AGAIN;
+    return PX_E_CLOSED;
+}
+
+void px_canep_pause(px_canep *ep, bool paused)
+{
+    if (ep->paused == paused)
+        return;
+    ep->paused = paused;
+    conn_watch(ep);
+}
+
+uint32_t px_canep_id(const px_canep *ep)
+{
+    return ep->id;
+}
+
+const char *px_canep_name(const px_canep *ep)
+{
+    return ep->name;
+}
+
+const px_canep_stats *px_canep_get_stats(const px_canep *ep)
+{
+    return &ep->st;
+}
+
+void px_canep_close(px_canep *ep)
+{
+    if (!ep || ep->closing)
+        return;
+    ep->closing = true;
+    conn_close(ep);
+    uv_poll_stop(&ep->lpoll);
+    uv_close((uv_handle_t *)&ep->lpoll, handle_closed);
+    close(ep->lfd);
+    unlink(ep->path);
+}

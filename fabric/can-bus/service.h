@@ -1,0 +1,111 @@
+/* plexus — the CAN bus service of one node.
+ *
+ * For every CAN bus of every lab this node runs, the service is the bus's
+ * home (if placement chose this node), a member (if guests here attach to
+ * it), or both. docs/can-bus.md describes the protocol; in short:
+ *
+ *   guest QEMU --SEQPACKET--> endpoint --SUBMIT--> home (px_canbus_home:
+ *   order, timed mode) --DELIVER (one message per member node)--> member
+ *   (px_canbus_member: order check, loss count) --> endpoints --> QEMU
+ *
+ * A home on this node delivers to itself without the network; tools (the
+ * CLI's `plexus can send/dump/replay`) JOIN a bus at its home over the data
+ * plane and are delivered to like member nodes.
+ *
+ * Flow control: an endpoint has at most a window of frames submitted but
+ * not yet back as TX-complete (64 on an ideal bus, 4 on a timed one); at the
+ * window it stops reading from QEMU. A frame the home does not put on the
+ * bus comes back as a refusal (sequence 0) and is counted.
+ *
+ * Every message is checked against who may send it: SUBMIT only from a
+ * member node of the bus (its data-plane key) or a joined tool, DELIVER
+ * only from the bus's home. A malformed frame from a peer is counted and
+ * skipped; a malformed frame from QEMU cuts that endpoint off
+ * (devices/can/endpoint.h).
+ *
+ * The node translates its plans into px_cansvc_bus_cfg (node/agent.c) and
+ * passes data-plane messages in; the service sends through px_cansvc_io.
+ * Loop thread only.
+ */
+#ifndef PX_CANBUS_SERVICE_H
+#define PX_CANBUS_SERVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "fabric/can-bus/bus.h"
+#include "fabric/core/transport.h"
+#include "fabric/core/wire.h"
+
+#define PX_CANSVC_MAX_MEMBERS 64u
+#define PX_CANSVC_MAX_TOOLS   16u
+#define PX_CANSVC_WINDOW_IDEAL 64u
+#define PX_CANSVC_WINDOW_TIMED 4u
+
+typedef struct px_cansvc px_cansvc;
+
+typedef struct px_cansvc_io {
+    /* Bytes (whole envelopes) to node `node`'s data plane. */
+    px_err (*to_node)(void *ud, const char *node, const uint8_t *data, size_t len);
+    /* Bytes to a tool connected to this node's data-plane server. */
+    px_err (*to_peer)(void *ud, const px_peer *peer, const uint8_t *data, size_t len);
+    /* The data-plane public key (Z85) of node `node`, NULL if unknown. */
+    const char *(*node_key)(void *ud, const char *node);
+    /* Admit a tool's public key on this node's data plane. */
+    px_err (*admit)(void *ud, const char *key_z85);
+    void *ud;
+    const char *self;     /* this node's name */
+    const char *data_ep;  /* this node's data endpoint (for tools) */
+    const char *data_key; /* and its public key */
+} px_cansvc_io;
+
+/* A guest controller on this node. */
+typedef struct px_cansvc_ep_cfg {
+    char guest[64];
+    char ifname[16]; /* inside the guest, for people: "can0" */
+    uint32_t id;     /* px_can_guest_ep(guest index, controller index) */
+    char path[108];  /* its socket: LABDIR/can/g<G>c<I>.sock */
+} px_cansvc_ep_cfg;
+
+typedef struct px_cansvc_bus_cfg {
+    char name[64];
+    bool fd;
+    px_canbus_mode mode;
+    uint32_t bitrate, data_bitrate;
+    char home[64];
+    uint32_t n_members; /* member nodes (the home's view; may include the home) */
+    char members[PX_CANSVC_MAX_MEMBERS][64];
+    uint32_t n_eps; /* controllers of guests on this node */
+    px_cansvc_ep_cfg eps[PX_CANBUS_MAX_EPS];
+} px_cansvc_bus_cfg;
+
+/* What a tool command answers (TOOL_REPLY). */
+typedef struct px_cansvc_reply {
+    px_err code;
+    char text[4000];
+    char json[4000];
+    char endpoint[256];
+    char key[64];
+} px_cansvc_reply;
+
+px_err px_cansvc_new(uv_loop_t *loop, const px_cansvc_io *io, px_cansvc **out);
+
+/* The lab's buses on this node are exactly `buses`: new ones start, changed
+ * ones are updated in place (endpoints that stay keep their connections),
+ * the others stop. The directory LABDIR/can is created. em says which bus
+ * and what went wrong; buses before the failing one are applied. */
+px_err px_cansvc_lab_apply(px_cansvc *s, const char *lab, const char *labdir,
+                           const px_cansvc_bus_cfg *buses, uint32_t n, px_errmsg *em);
+void px_cansvc_lab_remove(px_cansvc *s, const char *lab);
+
+/* A CAN message that arrived on this node's data-plane server from `from`. */
+void px_cansvc_on_msg(px_cansvc *s, const px_peer *from, const px_msg_can *m);
+
+/* A tool command (args[0] == "can") for bus `net` of `lab`. */
+void px_cansvc_tool(px_cansvc *s, const px_msg_tool *t, px_cansvc_reply *out);
+
+/* Close every endpoint and timer; done(ud) once all handles are released. */
+void px_cansvc_close(px_cansvc *s, void (*done)(void *ud), void *ud);
+
+#endif

@@ -1,0 +1,153 @@
+/* plexus-node — the CAN bus service wired into the node: plans become bus
+ * configurations, the data plane and the mesh carry its messages, tool
+ * commands from the coordinator reach it. See fabric/can-bus/service.h. */
+#include "node/can.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fabric/can-bus/proto.h"
+#include "fabric/core/log.h"
+
+static px_err io_to_node(void *ud, const char *node, const uint8_t *data, size_t len)
+{
+    px_node *n = ud;
+    px_err err = px_mesh_send(&n->mesh, node, data, len);
+    if (err)
+        PX_DEBUG("can", "no data-plane link to a bus peer", "peer=%s err=%s", node,
+                 px_errname(err));
+    return err;
+}
+
+static px_err io_to_peer(void *ud, const px_peer *peer, const uint8_t *data, size_t len)
+{
+    px_node *n = ud;
+    return px_chan_send(n->data, peer, data, len);
+}
+
+static const char *io_node_key(void *ud, const char *node)
+{
+    px_node *n = ud;
+    return px_mesh_peer_key(&n->mesh, node);
+}
+
+static px_err io_admit(void *ud, const char *key)
+{
+    px_node *n = ud;
+    return px_transport_allow(n->tp, key);
+}
+
+px_err px_node_can_start(px_node *n, px_errmsg *em)
+{
+    px_cansvc_io io = {.to_node = io_to_node,
+                       .to_peer = io_to_peer,
+                       .node_key = io_node_key,
+                       .admit = io_admit,
+                       .ud = n,
+                       .self = n->name,
+                       .data_ep = px_chan_endpoint(n->data),
+                       .data_key = n->opts.key.public_z85};
+    if (px_cansvc_new(n->loop, &io, &n->can) != PX_OK)
+        return px_errmsg_set(em, PX_E_NOMEM, "CAN service: out of memory");
+    return PX_OK;
+}
+
+/* The CAN buses of lab l that this node homes or has guests on. */
+px_err px_node_can_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_errmsg *em)
+{
+    const px_topo *t = l->topo;
+    px_cansvc_bus_cfg *cfgs = calloc(p->n_nets + 1, sizeof(*cfgs));
+    if (!cfgs)
+        return px_errmsg_set(em, PX_E_NOMEM, "CAN service: out of memory");
+    uint32_t nb = 0;
+    px_err err = PX_OK;
+    for (uint32_t i = 0; i < p->n_nets && !err; i++) {
+        char name[64];
+        px_str_copy(name, sizeof(name), p->nets[i].name);
+        px_topo_ref ref;
+        if (!px_topo_find_net(t, name, &ref) || ref.type != PX_TOPO_OBJ_CAN_BUS)
+            continue;
+        const px_topo_can_bus *tb = &t->can_buses[ref.index];
+        px_cansvc_bus_cfg *c = &cfgs[nb++];
+        snprintf(c->name, sizeof(c->name), "%s", name);
+        px_str_copy(c->home, sizeof(c->home), p->nets[i].home);
+        c->fd = tb->fd;
+        c->mode = tb->mode == PX_TOPO_CAN_TIMED ? PX_CANBUS_TIMED : PX_CANBUS_IDEAL;
+        c->bitrate = (uint32_t)tb->bitrate;
+        c->data_bitrate = (uint32_t)(tb->fd ? tb->data_bitrate : 0);
+        for (uint32_t k = 0; k < p->n_members && c->n_members < PX_CANSVC_MAX_MEMBERS; k++)
+            if (px_str_eq(p->members[k].net, name))
+                px_str_copy(c->members[c->n_members++], sizeof(c->members[0]),
+                            p->members[k].node);
+        for (uint32_t g = 0; g < l->n_guests && !err; g++) {
+            uint32_t gi = l->guests[g].index;
+            if (gi == PX_TOPO_NONE)
+                continue;
+            const px_topo_guest *tg = &t->guests[gi];
+            uint32_t ifidx = 0;
+            for (uint32_t ci = 0; ci < tg->n_cans && ci < PX_CAN_EPS_PER_GUEST; ci++) {
+                uint32_t here = ifidx;
+                ifidx += tg->cans[ci].controller == PX_TOPO_CAN_CTUCAN_PCI ? 2 : 1;
+                if (tg->cans[ci].bus != ref.index)
+                    continue;
+                if (c->n_eps == PX_CANBUS_MAX_EPS) {
+                    err = px_errmsg_set(em, PX_E_TOOBIG,
+                                        "bus %s: more than %u controllers on node %s", name,
+                                        PX_CANBUS_MAX_EPS, n->name);
+                    break;
+                }
+                px_cansvc_ep_cfg *e = &c->eps[c->n_eps++];
+                snprintf(e->guest, sizeof(e->guest), "%s", tg->name);
+                snprintf(e->ifname, sizeof(e->ifname), "can%u", here);
+                e->id = px_can_guest_ep(gi, ci);
+                if (snprintf(e->path, sizeof(e->path), "%s/can/" PX_CAN_IFNAME_FMT ".sock",
+                             l->dir, gi, ci) >= (int)sizeof(e->path))
+                    err = px_errmsg_set(em, PX_E_CONFIG,
+                                        "bus %s: runtime directory %s is too long for CAN "
+                                        "sockets (keep it under 90 characters)",
+                                        name, l->dir);
+            }
+        }
+    }
+    if (!err)
+        err = px_cansvc_lab_apply(n->can, l->name, l->dir, cfgs, nb, em);
+    free(cfgs);
+    return err;
+}
+
+void px_node_can_remove(px_node *n, const char *lab)
+{
+    if (n->can)
+        px_cansvc_lab_remove(n->can, lab);
+}
+
+void px_node_can_msg(void *ud, const px_peer *from, const px_msg *m)
+{
+    px_node *n = ud;
+    if (m->env.type == PX_MSG_CAN && n->can)
+        px_cansvc_on_msg(n->can, from, &m->body.can);
+    else
+        PX_DEBUG("node", "data-plane message without a service", "type=%u", m->env.type);
+}
+
+void px_node_can_tool(px_node *n, const px_msg_tool *t, px_msg_tool_reply *out,
+                      px_cansvc_reply *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (t->n_args >= 1 && px_str_eq(t->args[0], "can") && n->can) {
+        px_cansvc_tool(n->can, t, r);
+    } else {
+        char what[64] = "";
+        if (t->n_args)
+            px_str_copy(what, sizeof(what), t->args[0]);
+        r->code = PX_E_UNKNOWN;
+        snprintf(r->text, sizeof(r->text), "node %s: no tool '%s'", n->name, what);
+    }
+    *out = (px_msg_tool_reply){.id = t->id,
+                               .code = r->code,
+                               .message = px_str_c(r->text),
+                               .json = px_str_c(r->json),
+                               .endpoint = px_str_c(r->endpoint),
+                               .key = px_str_c(r->key)};
+}
