@@ -114,6 +114,12 @@ static void on_listen(uv_poll_t *p, int status, int events)
         PX_INFO("can", "endpoint reconnected; old connection replaced", "ep=%s", ep->name);
         conn_close(ep);
     }
+    /* Room for bursts towards a guest that is busy for a moment (a TCG vCPU
+     * thread holding QEMU's lock): about 2000 frames. Beyond that the
+     * guest's controller overruns, as a real one would. */
+    int sz = 4 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
     ep->cfd = fd;
     ep->st.connected = true;
     ep->st.connects++;
