@@ -137,11 +137,17 @@ static px_err cans(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu
             err = add(c, "-object");
         if (!err)
             err = add(c, "can-host-socketcan,id=pxch%u,if=g%uc%u,canbus=pxcb%u", i, g, i, i);
+        /* ctucan_pci refuses to start with a core unconnected: its second
+         * core gets a bus of its own that nothing else is on. */
+        bool ctu = ci->controller == PX_TOPO_CAN_CTUCAN_PCI;
+        if (!err && ctu)
+            err = add(c, "-object");
+        if (!err && ctu)
+            err = add(c, "can-bus,id=pxcbx%u", i);
         if (!err)
             err = add(c, "-device");
         if (!err)
-            err = ci->controller == PX_TOPO_CAN_CTUCAN_PCI
-                      ? add(c, "ctucan_pci,canbus0=pxcb%u,bus=pcie.0", i)
+            err = ctu ? add(c, "ctucan_pci,canbus0=pxcb%u,canbus1=pxcbx%u,bus=pcie.0", i, i)
                       : add(c, "kvaser_pci,canbus=pxcb%u,bus=pcie.0", i);
     }
     if (!err)
@@ -237,6 +243,9 @@ static px_err image_args(const px_topo *t, const px_topo_guest *gu, const px_qem
         if (!err)
             err = add(c, "%s", initrd);
     }
+    /* no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer
+     * check can miss its window and panic ("IO-APIC + timer doesn't work");
+     * the timer works, the check is what fails. */
     /* The built-in image brings its CAN interfaces up at the bus's rates. */
     char canspec[512] = "";
     if (im->type == PX_TOPO_IMAGE_BUILTIN) {
@@ -258,7 +267,7 @@ static px_err image_args(const px_topo *t, const px_topo_guest *gu, const px_qem
     if (!err) {
         err = add(c, "-append");
         if (!err)
-            err = add(c, "console=ttyS0 panic=-1 plexus.name=%s%s%s%s%s%s", gu->name, canspec,
+            err = add(c, "console=ttyS0 panic=-1 no_timer_check plexus.name=%s%s%s%s%s%s", gu->name, canspec,
                       append ? " " : "", append ? append : "", cfg->extra_append ? " " : "",
                       cfg->extra_append ? cfg->extra_append : "");
     }
