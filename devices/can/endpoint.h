@@ -53,6 +53,16 @@ typedef struct px_canep_opts {
 
 px_err px_canep_open(uv_loop_t *loop, const px_canep_opts *o, px_canep **out, px_errmsg *em);
 
+/* The same for a host SocketCAN interface (real CAN hardware, or the host
+ * end of a guest's vxcan pair): a CAN_RAW socket with FD frames on, bound to
+ * ifname; frames in Linux's own format (16 or 72 bytes). o->path is unused.
+ * PX_E_UNSUPP, saying so, where the kernel has no AF_CAN (as on the CI
+ * machines of this project); PX_E_IO if the interface does not exist. A
+ * frame the interface delivers that plexus cannot carry is counted in
+ * `malformed` and skipped (a real bus has nobody to cut off). */
+px_err px_canep_open_socketcan(uv_loop_t *loop, const char *ifname, const px_canep_opts *o,
+                               px_canep **out, px_errmsg *em);
+
 /* To QEMU. PX_E_CLOSED when nobody is connected, PX_E_AGAIN when QEMU's
  * socket buffer is full (both counted in tx_dropped). */
 px_err px_canep_send(px_canep *ep, const px_can_frame *f);
