@@ -4,7 +4,8 @@
 #   OUTDIR/vmlinuz       Debian's current kernel (linux-image-amd64's dependency)
 #   OUTDIR/initrd.img    gzip'd newc cpio: busybox-static, the guest tools from
 #                        tests/guest/tools, the kernel modules below with their
-#                        dependencies, and tests/guest/rootfs (/init etc.)
+#                        dependencies, the CAN FD driver ctucanfd built out of
+#                        tree for this kernel, and tests/guest/rootfs (/init etc.)
 #   OUTDIR/manifest.txt  what went in
 # Idempotent: when the inputs (package versions, module list, this script,
 # the tool sources and rootfs files, the compiler) are unchanged it says so and
@@ -12,10 +13,15 @@
 # ${PLEXUS_CACHE:-/var/cache/plexus}/debs (~/.cache/plexus when not root,
 # which also reads root's), keyed by package and version, so later builds
 # download nothing; without a usable cache it downloads into a temporary
-# folder. `apt-get update` runs only when apt knows no kernel package or a
-# download fails. Needs: apt, dpkg, gcc with static glibc, cpio (or falls
-# back to busybox's), gzip; kmod's modinfo or binutils' objcopy help resolve
-# module dependencies (scripts/guest-moddeps.sh).
+# folder. The ctucanfd modules are cached in CACHE/ctucanfd/ and the driver's
+# source files in CACHE/src/ (the 139 MB linux-source package is not kept).
+# `apt-get update` runs only when apt knows no kernel package or a download
+# fails. Needs: apt, dpkg, gcc with static glibc, cpio (or falls back to
+# busybox's), gzip; kmod's modinfo or binutils' objcopy help resolve module
+# dependencies (scripts/guest-moddeps.sh); for ctucanfd, the kernel's gcc
+# (gcc-12), make, xz, tar, libelf (objtool) and binutils' strip. When the
+# ctucanfd build fails the image is built without it (a warning, manifest
+# "ctucanfd: failed") and not stamped, so the next run tries again.
 # docs/guest-image.md describes the image.
 set -euo pipefail
 
@@ -29,9 +35,15 @@ MODULES_LOAD=(e1000 virtio_net virtio_pci can can_raw can_dev sja1000 kvaser_pci
   cxl_acpi cxl_pci cxl_mem cxl_pmem)
 # In the image for `modprobe` only: vcan (a local CAN FD test interface),
 # slcan (the serial-line CAN path), sja1000_isa (needs port= irq=, binds
-# pcm3680_pci). Debian's 6.1 kernel has no ctucanfd driver
-# (CONFIG_CAN_CTUCANFD_PCI is not set), so QEMU's ctucan_pci has no driver.
+# pcm3680_pci).
 MODULES_EXTRA=(vcan slcan sja1000_isa)
+# QEMU's CAN FD controller ctucan_pci: Debian's 6.1 kernel has no driver for
+# it (CONFIG_CAN_CTUCANFD* unset), so ctucanfd + ctucanfd_pci are built out of
+# tree (build_ctucanfd) and loaded at boot after kvaser_pci.
+# PLEXUS_GUEST_CTUCANFD=0 leaves them out (no headers/source downloads).
+CTUCANFD=${PLEXUS_GUEST_CTUCANFD:-1}
+CTUCANFD_SRC=(ctucanfd.h ctucanfd_base.c ctucanfd_kframe.h ctucanfd_kregs.h ctucanfd_pci.c)
+CTUCANFD_RECIPE=1 # bump when build_ctucanfd changes what it builds: keys its cache
 TOOLS=(pxcan pxpoke)
 CFLAGS=(-static -O2 -s -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
   -Wmissing-prototypes)
@@ -96,21 +108,29 @@ resolve() {
   [ -n "$bb_ver" ] || die "apt knows no version of busybox-static"
 }
 
-# fetch PKG VERSION: print the path of the .deb, downloading it when the
-# cache does not have it. Returns 1 when the download fails.
+# fetch PKG VERSION [nocache]: print the path of the .deb, downloading it
+# when the cache does not have it (with `nocache`, into the build's temporary
+# folder, dropped afterwards: for linux-source, of which a few files are used).
+# Returns 1 when the download fails.
 fetch() {
-  local pkg=$1 ver=$2 file dest tmpd
-  local -a aptopts=()
-  file="${pkg}_${ver//:/%3a}_amd64.deb"
+  local pkg=$1 ver=$2 nocache=${3:-} base dest tmpd f
+  local -a aptopts=() hits=()
+  # apt's own file name, PKG_VERSION_ARCH.deb with the epoch's ':' as %3a
+  base="${pkg}_${ver//:/%3a}_"
   # A user's own cache first, then root's shared one (read only).
   for dest in "$cache/debs" /var/cache/plexus/debs; do
-    if [ -s "$dest/$file" ]; then
-      echo "$dest/$file"
-      return 0
-    fi
+    for f in "$dest/$base"*.deb; do
+      if [ -s "$f" ]; then
+        echo "$f"
+        return 0
+      fi
+    done
   done
   dest=$cache/debs
-  if ! mkdir -p "$dest" 2>/dev/null || [ ! -w "$dest" ]; then
+  if [ -n "$nocache" ]; then
+    dest=$work/debs
+    mkdir -p "$dest"
+  elif ! mkdir -p "$dest" 2>/dev/null || [ ! -w "$dest" ]; then
     log "cache $cache is not writable: downloading without caching"
     dest=$work/debs
     mkdir -p "$dest"
@@ -123,10 +143,132 @@ fetch() {
     rm -rf "$tmpd"
     return 1
   fi
+  hits=("$tmpd/$base"*.deb)
+  if [ ! -s "${hits[0]}" ]; then
+    rm -rf "$tmpd"
+    return 1
+  fi
   # The rename makes a cache entry whole or absent, never partial.
-  mv "$tmpd"/*.deb "$dest/$file"
-  rmdir "$tmpd"
-  echo "$dest/$file"
+  mv "${hits[0]}" "$dest/"
+  rm -rf "$tmpd"
+  echo "$dest/${hits[0]##*/}"
+}
+
+# CAN FD: QEMU's ctucan_pci needs ctucanfd + ctucanfd_pci, which Debian's 6.1
+# kernel does not build (CONFIG_CAN_CTUCANFD* unset). They are built out of
+# tree against the headers of exactly the image's kernel, from the driver
+# files of the matching linux-source package (docs/guest-image.md).
+build_ctucanfd() { # puts ctucanfd.ko and ctucanfd_pci.ko into $moddir/extra
+  local cfg cc ccver key d srcdir srcpkg hpkg hdeps h deb hdr mk ok f cmd
+  local -a debs=()
+  cfg=$work/kernel/boot/config-$kver
+  # The kernel's own compiler (gcc-12): the headers' Makefile calls it.
+  cc=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\([^ ]*\) .*/\1/p' "$cfg" 2>/dev/null)
+  [ -n "$cc" ] || { log "ctucanfd: no CONFIG_CC_VERSION_TEXT in $cfg"; return 1; }
+  command -v "$cc" >/dev/null 2>&1 || { log "ctucanfd: the kernel's compiler '$cc' is not installed"; return 1; }
+  for cmd in make xz tar; do
+    command -v "$cmd" >/dev/null 2>&1 || { log "ctucanfd: '$cmd' not found (run scripts/install-deps.sh)"; return 1; }
+  done
+  ccver=$("$cc" -dumpfullversion -dumpversion)
+  key="${kver}_${kpkg_ver//:/%3a}_${cc}-${ccver}_r${CTUCANFD_RECIPE}"
+  mkdir -p "$moddir/extra"
+
+  # 1. built modules, cached per kernel, compiler and recipe
+  for d in "$cache/ctucanfd/$key" "/var/cache/plexus/ctucanfd/$key"; do
+    if [ -s "$d/ctucanfd.ko" ] && [ -s "$d/ctucanfd_pci.ko" ]; then
+      cp "$d/ctucanfd.ko" "$d/ctucanfd_pci.ko" "$moddir/extra/"
+      log "ctucanfd: modules from the cache ($d)"
+      return 0
+    fi
+  done
+
+  # 2. the driver's files (cached per source version): only they are taken
+  # out of the 130 MB linux-source tarball; tar stops once it has them.
+  srcpkg=linux-source-$(cut -d. -f1,2 <<<"$kver")
+  srcdir=
+  for d in "$cache/src/${srcpkg}_${kpkg_ver//:/%3a}_ctucanfd" \
+    "/var/cache/plexus/src/${srcpkg}_${kpkg_ver//:/%3a}_ctucanfd"; do
+    if [ -s "$d/ctucanfd_pci.c" ]; then
+      srcdir=$d
+      break
+    fi
+  done
+  if [ -z "$srcdir" ]; then
+    deb=$(fetch "$srcpkg" "$kpkg_ver" nocache) || { log "ctucanfd: downloading $srcpkg $kpkg_ver failed"; return 1; }
+    mkdir -p "$work/lsrc"
+    local inner=./usr/src/$srcpkg.tar.xz top=$srcpkg/drivers/net/can/ctucanfd
+    local -a members=()
+    for f in "${CTUCANFD_SRC[@]}"; do members+=("$top/$f"); done
+    # tar exits after the last member; the writers before it then die of
+    # SIGPIPE, so the files decide success, not the pipeline's status.
+    { dpkg-deb --fsys-tarfile "$deb" | tar -xO "$inner" | xz -T0 -dc |
+      tar -x -C "$work/lsrc" --occurrence=1 "${members[@]}"; } 2>/dev/null || true
+    for f in "${CTUCANFD_SRC[@]}"; do
+      [ -s "$work/lsrc/$top/$f" ] || { log "ctucanfd: $deb has no $top/$f"; return 1; }
+    done
+    case $deb in "$work"/*) rm -f "$deb" ;; esac
+    srcdir=$work/lsrc/$top
+    cache_put "$cache/src/${srcpkg}_${kpkg_ver//:/%3a}_ctucanfd" "$srcdir"/*
+  fi
+
+  # 3. the headers of this kernel (linux-headers-<release>, its -common
+  # part, linux-kbuild), unpacked here rather than installed: no root, and
+  # the host's /usr/src stays as it is
+  hpkg=linux-headers-$kver
+  hdeps=$(apt-cache depends "$hpkg" 2>/dev/null |
+    sed -n 's/^ *Depends: \(linux-\(headers\|kbuild\)-[^ ]*\)$/\1/p')
+  [ -n "$hdeps" ] || { log "ctucanfd: apt-cache depends $hpkg names no headers/kbuild packages"; return 1; }
+  for h in "$hpkg" $hdeps; do
+    deb=$(fetch "$h" "$kpkg_ver") || { log "ctucanfd: downloading $h $kpkg_ver failed"; return 1; }
+    debs+=("$deb")
+  done
+  hdr=$work/headers
+  for deb in "${debs[@]}"; do dpkg -x "$deb" "$hdr"; done
+  mk=$hdr/usr/src/$hpkg/Makefile
+  [ -f "$mk" ] || { log "ctucanfd: $hpkg has no usr/src/$hpkg/Makefile"; return 1; }
+  # It includes the -common Makefile by absolute path.
+  sed -i "s|^include /usr/src/|include $hdr/usr/src/|" "$mk"
+
+  # 4. build (Kbuild as drivers/net/can/ctucanfd/Makefile with both =m)
+  mkdir -p "$work/ctucanfd"
+  cp "$srcdir"/* "$work/ctucanfd/"
+  printf '%s\n' 'obj-m := ctucanfd.o ctucanfd_pci.o' 'ctucanfd-y := ctucanfd_base.o' \
+    >"$work/ctucanfd/Kbuild"
+  log "ctucanfd: building ctucanfd.ko, ctucanfd_pci.ko for $kver with $cc $ccver"
+  # The prefix map keeps the temporary folder's name out of the modules
+  # (__FILE__ in WARN_ON, debug info and so the build ID): the in-tree path
+  # instead, so every build of one version gives the same bytes.
+  local maps="-ffile-prefix-map=$work/ctucanfd/=drivers/net/can/ctucanfd/"
+  maps+=" -ffile-prefix-map=$work/headers/=/"
+  if ! make -C "$hdr/usr/src/$hpkg" M="$work/ctucanfd" -j"$(nproc)" KCFLAGS="$maps" modules \
+    >"$work/ctucanfd.log" 2>&1; then
+    tail -n 30 "$work/ctucanfd.log" >&2
+    log "ctucanfd: the module build failed"
+    return 1
+  fi
+  ok=1
+  for f in ctucanfd ctucanfd_pci; do
+    [ -s "$work/ctucanfd/$f.ko" ] || ok=0
+    # Debug info is 90 % of the file; the guest has no use for it.
+    if command -v strip >/dev/null 2>&1; then strip --strip-debug "$work/ctucanfd/$f.ko"; fi
+  done
+  [ "$ok" -eq 1 ] || { log "ctucanfd: the build made no .ko"; return 1; }
+  cp "$work/ctucanfd/ctucanfd.ko" "$work/ctucanfd/ctucanfd_pci.ko" "$moddir/extra/" || return 1
+  cache_put "$cache/ctucanfd/$key" "$moddir/extra/ctucanfd.ko" "$moddir/extra/ctucanfd_pci.ko"
+  return 0
+}
+
+# cache_put DIR FILE...: make DIR hold copies of FILE..., whole or not at all
+# (a rename); quietly nothing when the cache is not writable or DIR exists.
+cache_put() {
+  local dir=$1 t
+  shift
+  mkdir -p "${dir%/*}" 2>/dev/null && [ -w "${dir%/*}" ] || return 0
+  t=$(mktemp -d "${dir%/*}/.new.XXXXXX") || return 0
+  if cp "$@" "$t/" && chmod 755 "$t" && mv -T "$t" "$dir" 2>/dev/null; then
+    return 0
+  fi
+  rm -rf "$t"
 }
 
 resolve
@@ -138,6 +280,7 @@ inputs_hash() {
     echo "busybox-static $bb_ver"
     echo "load ${MODULES_LOAD[*]}"
     echo "extra ${MODULES_EXTRA[*]}"
+    echo "ctucanfd $CTUCANFD r$CTUCANFD_RECIPE ${CTUCANFD_SRC[*]}"
     echo "tools ${TOOLS[*]} ${CFLAGS[*]}"
     gcc -dumpfullversion -dumpversion
     cd "$repo" && find scripts/guest-image.sh scripts/guest-moddeps.sh tests/guest/tools \
@@ -174,6 +317,21 @@ vmlinuz=$work/kernel/boot/vmlinuz-$kver
 [ -f "$vmlinuz" ] || die "$kdeb: no boot/vmlinuz-$kver"
 bb=$work/busybox/bin/busybox
 [ -x "$bb" ] || die "$bbdeb: no bin/busybox"
+
+# Without the CAN FD modules the image is still built (everything else
+# works), but not stamped: the next run tries again.
+complete=1
+ctucanfd_state=off
+if [ "$CTUCANFD" = 1 ]; then
+  if build_ctucanfd; then
+    MODULES_LOAD+=(ctucanfd_pci)
+    ctucanfd_state=built
+  else
+    log "WARNING: no ctucanfd modules: ctucan_pci (CAN FD) guests will have no CAN interface"
+    ctucanfd_state=failed
+    complete=0
+  fi
+fi
 
 root=$work/root
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc/plexus,proc,sys,dev,run,tmp,root,mnt,var/log}
@@ -220,6 +378,10 @@ modnames() { sed 's|.*/||; s|\.ko$||; s|-|_|g' "$1" | tr '\n' ' ' | sed 's/ $//'
   echo "busybox-static: $bb_ver"
   echo "modules-loaded-at-boot: $(modnames "$root/etc/plexus/modules")"
   echo "modules-in-image: $(modnames "$work/modules.all")"
+  case $ctucanfd_state in
+  built) echo "ctucanfd: built out of tree against linux-headers-$kver $kpkg_ver (lib/modules/$kver/extra)" ;;
+  *) echo "ctucanfd: $ctucanfd_state" ;;
+  esac
   echo "tools: ${TOOLS[*]} pxcxl (sh)"
   echo "inputs-sha256: $hash"
 } >"$root/etc/plexus/manifest"
@@ -242,5 +404,9 @@ mv "$work/initrd.img" "$out/initrd.img"
   echo "vmlinuz-bytes: $(stat -c %s "$out/vmlinuz")"
   echo "initrd-bytes: $(stat -c %s "$out/initrd.img")"
 } >"$out/manifest.txt"
-echo "$hash" >"$out/.stamp"
+if [ "$complete" -eq 1 ]; then
+  echo "$hash" >"$out/.stamp"
+else
+  log "not stamped: the next run tries the ctucanfd build again"
+fi
 log "done: $out/vmlinuz ($(du -h "$out/vmlinuz" | cut -f1)), $out/initrd.img ($(du -h "$out/initrd.img" | cut -f1))"

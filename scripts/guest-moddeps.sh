@@ -7,7 +7,9 @@
 # module's own .modinfo section: `depends=` (hard, recursive) and the `pre:`
 # half of `softdep=` (loaded first when it exists as a file; a soft dependency
 # that is built in or absent is skipped). Module names treat '-' and '_' alike,
-# as the kernel does.
+# as the kernel does. Modules are looked for under MODDIR/kernel and, when
+# present, MODDIR/extra and MODDIR/updates (out-of-tree builds such as the
+# image's ctucanfd).
 #
 # How .modinfo is read, first that works: kmod's `modinfo -F`, `objcopy
 # --only-section=.modinfo`, or a scan of the file for NUL-separated
@@ -45,7 +47,9 @@ while IFS= read -r f; do
   b=${f##*/}
   b=${b%.ko}
   path_of[${b//-/_}]=$f
-done < <(cd "$moddir" && find kernel -name '*.ko' | LC_ALL=C sort)
+done < <(cd "$moddir" && for d in kernel extra updates; do
+  [ ! -d "$d" ] || find "$d" -name '*.ko'
+done | LC_ALL=C sort)
 
 declare -A builtin=()
 if [ -f "$moddir/modules.builtin" ]; then

@@ -9,7 +9,7 @@ PKGS=(
   libzmq3-dev libsodium-dev libmsgpack-dev libuv1-dev libcmocka-dev
   libyaml-dev libjansson-dev libmetis-dev
   python3-pytest python3-zmq iproute2 procps graphviz
-  cpio kmod binutils gzip qemu-system-x86
+  cpio kmod binutils gzip xz-utils libelf1 qemu-system-x86
   tshark
 )
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # test_image.sh [IMAGEDIR]: boot the built-in guest image once under TCG and
 # check that it comes up: the exact ready marker, every boot module loaded,
-# and the NIC and the CAN controller the boot attaches (e1000, kvaser_pci on a
-# QEMU can-bus) visible as eth0 and can0. Builds the image first with
-# scripts/guest-image.sh (a no-op when it is up to date) unless
-# PLEXUS_GUEST_NOBUILD=1. IMAGEDIR defaults to build/guest/tiny.
+# and the NIC and the CAN controllers the boot attaches (e1000, kvaser_pci and
+# the CAN FD ctucan_pci on a QEMU can-bus) visible as eth0, can0 and can1/can2
+# (can1 brought up in FD mode by plexus.can). The ctucan part is skipped,
+# saying so, when the image lacks the out-of-tree ctucanfd modules. Builds
+# the image first with scripts/guest-image.sh (a no-op when it is up to date)
+# unless PLEXUS_GUEST_NOBUILD=1. IMAGEDIR defaults to build/guest/tiny.
 # Prints one line per check, then "N passed, N failed"; exits non-zero on any
 # failure, keeping the console log. About 10 s on 2 cores; gives up at 50 s.
 set -uo pipefail
@@ -39,13 +41,24 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# ctucan_pci (CAN FD) only when the image has its out-of-tree driver; its two
+# cores come after kvaser_pci's can0 (the modules load in that order).
+fd=0
+fdargs=()
+fdappend=
+if grep -q '^modules-loaded-at-boot:.* ctucanfd_pci' "$img/manifest.txt" 2>/dev/null; then
+  fd=1
+  fdargs=(-device "ctucan_pci,canbus0=cb0,canbus1=cb0")
+  fdappend=" plexus.can=can1:500000:2000000"
+fi
+
 # TCG always: nested KVM hangs on these machines. romfile= skips iPXE.
 start=$(date +%s%N)
 qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot -nodefaults -serial stdio \
   -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
-  -append "console=ttyS0 quiet panic=-1 plexus.name=$name plexus.debug=1" \
+  -append "console=ttyS0 quiet panic=-1 plexus.name=$name plexus.debug=1$fdappend" \
   -netdev user,id=n0 -device e1000,netdev=n0,romfile= \
-  -object can-bus,id=cb0 -device kvaser_pci,canbus=cb0 \
+  -object can-bus,id=cb0 -device kvaser_pci,canbus=cb0 "${fdargs[@]}" \
   </dev/null >"$log" 2>&1 &
 qpid=$!
 
@@ -90,6 +103,16 @@ check "ready marker 'PLEXUS-GUEST-READY name=$name' within ${BOOT_TIMEOUT}s (${e
 check "every boot module loaded (no 'insmod ... failed')" modules_all_loaded
 check "kvaser_pci bound and can0 present" link_with_driver can0 kvaser_pci
 check "e1000 bound and eth0 present" link_with_driver eth0 e1000
+fd_up() { # can1 up with the CAN FD MTU, both ctucan cores present
+  grep -q "^[0-9]*: can1: <[^>]*UP[^>]*> mtu 72 " <<<"$console" &&
+    grep -q "^[0-9]*: can2:" <<<"$console" && ! grep -q "can1: pxcan up" <<<"$console"
+}
+if [ "$fd" -eq 1 ]; then
+  check "ctucanfd_pci bound, can1 and can2 present" link_with_driver can1 ctucanfd_pci
+  check "can1 up in CAN FD mode (mtu 72)" fd_up
+else
+  echo "skip: ctucan_pci (CAN FD): $img has no ctucanfd_pci module (see manifest.txt)"
+fi
 
 if [ "$failed" -ne 0 ]; then
   keep=$repo/build/guest/test_image.log

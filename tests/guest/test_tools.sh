@@ -50,6 +50,9 @@ expect "FD, padded to 12" 0 "  -  123  [12]  01 02 03 04 05 06 07 08 09 00 00 00
   "$pxcan" print 123##3010203040506070809
 expect "FD, 64 bytes" 0 "  -  1FFFFFFF  [64] $(printf ' %02X' $(seq 0 63))" \
   "$pxcan" print "1FFFFFFF##0$(printf '%02X' $(seq 0 63))"
+expect "-x: direction and FD flags" 0 \
+  $'  -  TX B -  123  [04]  DE AD BE EF\n  -  TX - -  123   [1]  11\n  -  TX B E  12345678  [12]  01 02 03 04 05 06 07 08 09 00 00 00\n  -  TX - -  123  [01]  AA' \
+  "$pxcan" print -x 123##1DEADBEEF 123#11 12345678##3010203040506070809 123##0AA
 expect "several frames" 0 $'  -  001   [1]  01\n  -  002   [1]  02' "$pxcan" print 001#01 002#02
 for bad in 800#00 12#00 123 123#1 123#112233445566778899 123#RR 123#R9 123###1 123#G0 \
   20000000#00 "123##0$(printf '%02X' $(seq 0 64))" 12G#00; do

@@ -12,9 +12,15 @@ Python server plays the node. Checked:
   - with the built-in guest (kvaser_pci on the bus, can0 up at 500 kbit/s):
     frames the guest sends (`pxcan send`) arrive at the server with the right
     id, flags, length and data; frames the server injects reach the guest
-    (`pxcan recv` output on the serial console), a malformed one does not.
-The guest part skips, saying why, when the image is missing (build it with
-scripts/guest-image.sh). About 20 s under TCG on 2 cores.
+    (`pxcan recv` output on the serial console), a malformed one does not;
+  - CAN FD with the built-in guest's ctucan_pci (both cores on the bus, can0
+    and can1 up at 500 kbit/s, 2 Mbit/s data): a 64-byte FD frame with BRS the
+    guest sends arrives at the server with FDF|BRS and all 64 bytes (and at
+    the guest's other core); FD frames with and without BRS and a classic
+    frame the server injects are printed by the guest's `pxcan recv -x`.
+The guest parts skip, saying why, when the image is missing (build it with
+scripts/guest-image.sh) or, for CAN FD, when it lacks the ctucanfd modules.
+About 35 s under TCG on 2 cores.
 
 Run: PX_BUILD_DIR=build /usr/bin/python3 -m pytest tests/integration/test_can_shim.py
 """
@@ -42,7 +48,7 @@ if not (IMAGE / "vmlinuz").exists() and (ROOT / "build" / "guest" / "tiny" / "vm
     IMAGE = ROOT / "build" / "guest" / "tiny"
 
 EFF, RTR, ERR = 0x80000000, 0x40000000, 0x20000000
-FDF = 0x04
+BRS, ESI, FDF = 0x01, 0x02, 0x04
 
 pytestmark = pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 not found")
 
@@ -224,31 +230,50 @@ def test_connect_malformed_and_node_gone(tmp_path, sockdir):
                      r"\(size 1, len 2,", err), err
 
 
-def test_guest_frames_both_ways(tmp_path, sockdir):
+def need_image():
     if not (IMAGE / "vmlinuz").exists() or not (IMAGE / "initrd.img").exists():
         print(f"SKIP guest part: no image in {IMAGE} (run scripts/guest-image.sh)")
         pytest.skip(f"no guest image in {IMAGE} (run scripts/guest-image.sh)")
+
+
+def boot_guest(tmp_path, sockdir, can, device, env=None):
+    """The built-in guest with DEVICE on cb0 and plexus.can=CAN, QEMU's
+    can-host-socketcan on the shim; returns (node, qemu, type_line, text)
+    once the ready marker is on the console."""
     node = Node(sockdir / "pxcan0.sock")
     q = start_qemu(tmp_path, [
         "-m", "256", "-no-reboot", "-serial", "stdio",
         "-kernel", str(IMAGE / "vmlinuz"), "-initrd", str(IMAGE / "initrd.img"),
-        "-append", "console=ttyS0 quiet panic=-1 plexus.name=canshim plexus.can=can0:500000",
-        "-device", "kvaser_pci,canbus=cb0", *host_obj()],
-        shim_env(sockdir), stdin=subprocess.PIPE, name="guest")
-    console = q.out_path
+        "-append", f"console=ttyS0 quiet panic=-1 plexus.name=canshim plexus.can={can}",
+        "-device", device, *host_obj()],
+        env or shim_env(sockdir), stdin=subprocess.PIPE, name="guest")
 
     def type_line(line):
         q.stdin.write(line.encode() + b"\n")
         q.stdin.flush()
 
+    def text():
+        return q.out_path.read_text(errors="replace").replace("\r", "")
+
     try:
         wait_until("QEMU to connect", lambda: node.conn is not None, 15)
         wait_until("the guest's ready marker",
                    lambda: q.poll() is not None or "PLEXUS-GUEST-READY name=canshim"
-                   in console.read_text(errors="replace"), 50)
+                   in text(), 50)
         assert q.poll() is None, q.err_path.read_text()
-        assert "can0: pxcan up" not in console.read_text(errors="replace")
+        assert ": pxcan up" not in text(), text()[-2000:]
+    except BaseException:
+        stop(q)
+        raise
+    return node, q, type_line, text
 
+
+def test_guest_frames_both_ways(tmp_path, sockdir):
+    need_image()
+    node, q, type_line, _ = boot_guest(tmp_path, sockdir, "can0:500000",
+                                       "kvaser_pci,canbus=cb0")
+    console = q.out_path
+    try:
         # Guest -> node.
         type_line("pxcan send can0 123#DEADBEEF 1ABCDEF0#R2 7FF#")
         wait_until("3 frames from the guest", lambda: len(node.got) >= 3, 15)
@@ -278,3 +303,80 @@ def test_guest_frames_both_ways(tmp_path, sockdir):
         stop(q)
     err = q.err_path.read_text()
     assert "pxcan0: dropped a 72-byte message from the node: data length out of range" in err, err
+
+
+def ctucanfd_in_image():
+    """Whether the image's boot list has the out-of-tree ctucanfd_pci
+    (scripts/guest-image.sh builds it; manifest.txt says what went in)."""
+    manifest = IMAGE / "manifest.txt"
+    if not manifest.exists():
+        return False, f"{manifest} missing"
+    for line in manifest.read_text().splitlines():
+        if line.startswith("modules-loaded-at-boot:"):
+            if "ctucanfd_pci" in line.split():
+                return True, ""
+    why = next((ln for ln in manifest.read_text().splitlines() if ln.startswith("ctucanfd:")),
+               "no ctucanfd line (an image from before the CAN FD modules)")
+    return False, f"the image in {IMAGE} has no ctucanfd_pci module ({why})"
+
+
+def test_guest_can_fd_ctucan(tmp_path, sockdir):
+    need_image()
+    ok, why = ctucanfd_in_image()
+    if not ok:
+        print(f"SKIP CAN FD guest part: {why} (rebuild with scripts/guest-image.sh)")
+        pytest.skip(why)
+    env = shim_env(sockdir)
+    env.pop("PLEXUS_CAN_MTU", None)  # default 72: QEMU turns CAN FD on
+    node, q, type_line, text = boot_guest(
+        tmp_path, sockdir, "can0:500000:2000000,can1:500000:2000000",
+        "ctucan_pci,canbus0=cb0,canbus1=cb0", env)
+    try:
+        # The interfaces and their drivers, as the guest names them: the two
+        # cores of the one ctucan_pci, core 0 first.
+        type_line('for i in /sys/class/net/can*; do echo "IFACE ${i##*/} '
+                  '$(basename $(readlink $i/device/driver)) $(cat $i/mtu)"; done; echo IFACES-$((6*7))')
+        # Markers the shell computes: the echo of the typed line never matches.
+        wait_until("the interface list", lambda: "IFACES-42" in text(), 15)
+        ifaces = re.findall(r"^IFACE (can\d+) (\S+) (\d+)$", text(), re.M)
+        assert ifaces == [("can0", "ctucanfd_pci", "72"), ("can1", "ctucanfd_pci", "72")], \
+            text()[-2000:]
+        type_line("pxcan show can0")
+        show = wait_until("pxcan show can0", lambda: re.search(r"^can0: UP .*$", text(), re.M), 15)
+        assert " fd" in show.group(0) and "dbitrate 2000000" in show.group(0), show.group(0)
+        assert "bitrate 500000" in show.group(0), show.group(0)
+
+        # Guest -> node: 64 bytes with BRS. QEMU's bus also hands it to can1.
+        payload = bytes(range(64))
+        type_line("pxcan recv can1 -x -n 1 -t 20000 >/tmp/r1 & sleep 1; "
+                  f"pxcan send can0 123##1{payload.hex().upper()}; echo SEND=$?; "
+                  "wait; cat /tmp/r1; echo CAN1-$((6*7))")
+        wait_until("an FD frame from the guest", lambda: len(node.got) >= 1, 20)
+        assert unframe(node.got[0]) == (0x123, FDF | BRS, payload)
+        assert node.got[0][4] == 64
+        wait_until("can1's copy", lambda: "CAN1-42" in text(), 25)
+        assert "SEND=0" in text(), text()[-2000:]
+        hexes = " ".join(f"{b:02X}" for b in payload)
+        assert f"  can1  RX B -  123  [64]  {hexes}" in text(), text()[-3000:]
+
+        # Node -> guest: FD with BRS, FD without, classic; inject until the
+        # guest's pxcan recv has three frames.
+        type_line("pxcan recv can0 -x -n 3 -t 20000; echo RECV-DONE=$?")
+        fd48 = bytes((i * 7) & 0xFF for i in range(48))
+        deadline = time.monotonic() + 25
+        while not re.search(r"^RECV-DONE=\d", text(), re.M):
+            assert time.monotonic() < deadline, text()[-3000:]
+            node.send(frame(0x1ABCDEF0 | EFF, fd48, flags=FDF | BRS))
+            node.send(frame(0x456, bytes(range(1, 13)), flags=FDF))
+            node.send(frame(0x321, b"\x11\x22\x33"))
+            time.sleep(0.3)
+        out = text()
+        assert "RECV-DONE=0" in out, out[-3000:]
+        assert "  can0  RX B -  1ABCDEF0  [48]  " + " ".join(f"{b:02X}" for b in fd48) in out, \
+            out[-3000:]
+        assert "  can0  RX - -  456  [12]  01 02 03 04 05 06 07 08 09 0A 0B 0C" in out, out[-3000:]
+        assert "  can0  RX - -  321   [3]  11 22 33" in out, out[-3000:]
+        # The guest sent nothing else onto the bus.
+        assert len(node.got) == 1, [unframe(m) for m in node.got]
+    finally:
+        stop(q)

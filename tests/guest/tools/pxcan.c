@@ -4,8 +4,8 @@
  *   pxcan down IF
  *   pxcan show IF
  *   pxcan send IF [-n COUNT] FRAME...
- *   pxcan recv IF|any [-n COUNT] [-t TIMEOUT_MS] [-e] [-o]
- *   pxcan print FRAME...     (parse only, print as recv would: for tests)
+ *   pxcan recv IF|any [-n COUNT] [-t TIMEOUT_MS] [-e] [-o] [-x]
+ *   pxcan print [-x] FRAME...  (parse only, print as recv would: for tests)
  *
  * Built static (gcc -static) by scripts/guest-image.sh and run only inside
  * guests: the host kernel of this project's CI has no AF_CAN. Busybox `ip`
@@ -17,11 +17,13 @@
  * FRAME is cansend syntax: 123#DEADBEEF (classic, 3 hex digits = standard
  * ID, 8 = extended), 123#R or 123#R4 (remote request, optional length),
  * 123##1DEADBEEF (CAN FD: one hex digit of flags, 1 = BRS, 2 = ESI, then up
- * to 64 data bytes; the length is padded with zeros to a valid FD length).
- * Data bytes may be separated by '.'.
+ * to 64 data bytes; the length is padded with zeros to a valid FD length;
+ * CANFD_FDF is set, as cansend does). Data bytes may be separated by '.'.
  *
  * recv prints one line per frame in candump's format and exits 0 after COUNT
  * frames, or 1 when TIMEOUT_MS passes first (0 when no COUNT was given).
+ * -x adds candump -x's direction and FD flags: "  can0  RX B -  123  [64] ..."
+ * (RX or TX for an own frame seen with -o; B = BRS, E = ESI, '-' = clear).
  * Exit status: 0 success, 1 failure (the message says which step), 2 usage.
  */
 #ifndef _GNU_SOURCE
@@ -38,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,8 +67,8 @@ static void usage(void)
                     "       pxcan show IF\n"
                     "       pxcan send IF [-n COUNT] FRAME...   (123#DEADBEEF, 123#R, "
                     "123##1DEADBEEF)\n"
-                    "       pxcan recv IF|any [-n COUNT] [-t TIMEOUT_MS] [-e] [-o]\n"
-                    "       pxcan print FRAME...\n");
+                    "       pxcan recv IF|any [-n COUNT] [-t TIMEOUT_MS] [-e] [-o] [-x]\n"
+                    "       pxcan print [-x] FRAME...\n");
     exit(2);
 }
 
@@ -453,7 +456,9 @@ static size_t parse_frame(const char *s, struct canfd_frame *f)
             fprintf(stderr, "pxcan: '%s': CAN FD needs one hex flags digit after '##'\n", s);
             return 0;
         }
-        f->flags = (uint8_t)(v & (CANFD_BRS | CANFD_ESI));
+        /* FDF marks an FD frame in the frame itself (Linux >= 6.0 sets it
+         * on every CANFD_MTU write anyway). */
+        f->flags = (uint8_t)((v & (CANFD_BRS | CANFD_ESI)) | CANFD_FDF);
         fd = 1;
         max = CANFD_MAX_DLEN;
         p += 2;
@@ -564,17 +569,24 @@ static int cmd_send(int argc, char **argv)
     return 0;
 }
 
-static void print_frame(const char *ifname, const struct canfd_frame *f, size_t size)
+/* One candump line. dir ("RX"/"TX") adds candump -x's direction and FD
+ * flags (B = BRS, E = ESI) after the interface name; NULL leaves them out. */
+static void print_frame(const char *ifname, const struct canfd_frame *f, size_t size,
+                        const char *dir)
 {
-    char line[64 * 3 + 64];
-    int n;
+    char line[64 * 3 + 80];
+    int n = snprintf(line, sizeof(line), "  %s", ifname);
+    if (dir)
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "  %s %c %c", dir,
+                      (size == CANFD_MTU && (f->flags & CANFD_BRS)) ? 'B' : '-',
+                      (size == CANFD_MTU && (f->flags & CANFD_ESI)) ? 'E' : '-');
     if (f->can_id & CAN_ERR_FLAG)
-        n = snprintf(line, sizeof(line), "  %s  %08X", ifname,
-                     f->can_id & (CAN_ERR_MASK | CAN_ERR_FLAG));
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "  %08X",
+                      f->can_id & (CAN_ERR_MASK | CAN_ERR_FLAG));
     else if (f->can_id & CAN_EFF_FLAG)
-        n = snprintf(line, sizeof(line), "  %s  %08X", ifname, f->can_id & CAN_EFF_MASK);
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "  %08X", f->can_id & CAN_EFF_MASK);
     else
-        n = snprintf(line, sizeof(line), "  %s  %03X", ifname, f->can_id & CAN_SFF_MASK);
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "  %03X", f->can_id & CAN_SFF_MASK);
     unsigned len = f->len;
     if (size == CANFD_MTU) {
         if (len > CANFD_MAX_DLEN)
@@ -607,9 +619,9 @@ static int cmd_recv(int argc, char **argv)
 {
     unsigned long count = 0;
     long timeout = -1;
-    int errframes = 0, own = 0;
+    int errframes = 0, own = 0, extra = 0;
     int c;
-    while ((c = getopt(argc, argv, "n:t:eo")) != -1) {
+    while ((c = getopt(argc, argv, "n:t:eox")) != -1) {
         if (c == 'n')
             count = parse_num("count", optarg, ULONG_MAX);
         else if (c == 't')
@@ -618,6 +630,8 @@ static int cmd_recv(int argc, char **argv)
             errframes = 1;
         else if (c == 'o')
             own = 1;
+        else if (c == 'x')
+            extra = 1;
         else
             usage();
     }
@@ -661,8 +675,10 @@ static int cmd_recv(int argc, char **argv)
             break;
         struct canfd_frame f;
         struct sockaddr_can from;
-        socklen_t fromlen = sizeof(from);
-        ssize_t n = recvfrom(s, &f, sizeof(f), 0, (struct sockaddr *)&from, &fromlen);
+        struct iovec iov = {.iov_base = &f, .iov_len = sizeof(f)};
+        struct msghdr mh = {
+            .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1};
+        ssize_t n = recvmsg(s, &mh, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -672,9 +688,12 @@ static int cmd_recv(int argc, char **argv)
         if (n != CAN_MTU && n != CANFD_MTU)
             continue;
         char name[IF_NAMESIZE] = "?";
-        if (ifindex == 0 && fromlen >= offsetof(struct sockaddr_can, can_ifindex) + sizeof(int))
+        if (ifindex == 0 &&
+            mh.msg_namelen >= offsetof(struct sockaddr_can, can_ifindex) + sizeof(int))
             (void)if_indextoname((unsigned)from.can_ifindex, name);
-        print_frame(ifindex ? ifname : name, &f, (size_t)n);
+        /* can_raw marks the socket's own frames (-o) with MSG_DONTROUTE. */
+        const char *dir = !extra ? NULL : (mh.msg_flags & MSG_DONTROUTE) ? "TX" : "RX";
+        print_frame(ifindex ? ifname : name, &f, (size_t)n, dir);
         got++;
     }
     close(s);
@@ -689,14 +708,15 @@ static int cmd_recv(int argc, char **argv)
  * can be tested on a host without AF_CAN. */
 static int cmd_print(int argc, char **argv)
 {
-    if (argc < 2)
+    int extra = argc > 1 && strcmp(argv[1], "-x") == 0;
+    if (argc < 2 + extra)
         usage();
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1 + extra; i < argc; i++) {
         struct canfd_frame f;
         size_t size = parse_frame(argv[i], &f);
         if (size == 0)
             return 2;
-        print_frame("-", &f, size);
+        print_frame("-", &f, size, extra ? "TX" : NULL);
     }
     return 0;
 }
