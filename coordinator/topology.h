@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fabric/can-bus/gateway.h"
 #include "fabric/core/err.h"
 
 /* Limits. A file that exceeds one gets PX_E_TOOBIG at the place it does. */
@@ -52,6 +53,7 @@
 #define PX_TOPO_MAX_GROUP       256u  /* guests in one colocate / anti_affinity group */
 #define PX_TOPO_MAX_CXL_PORTS   32u   /* upstream ports of one CXL switch */
 #define PX_TOPO_MAX_CXL_LDS     256u  /* logical devices in one CXL pool */
+#define PX_TOPO_MAX_GATEWAYS    64u   /* gateways from one CAN bus */
 
 /* "No reference" for every uint32_t index field below. */
 #define PX_TOPO_NONE UINT32_MAX
@@ -193,6 +195,16 @@ typedef struct px_topo_guest {
     px_topo_mark mark; /* the guest's name under nodes: */
 } px_topo_guest;
 
+/* A cangw-like route from a CAN bus to another (fabric/can-bus/gateway.h):
+ * rule.src_bus is the bus it is written under, rule.dst_bus its `to:`
+ * (both indices into t->can_buses, never equal); filter, modifications,
+ * fd and hops as parsed (defaults: every frame, unchanged, classic only,
+ * 1 hop). */
+typedef struct px_topo_can_gateway {
+    px_cangw_rule rule;
+    px_topo_mark mark; /* the list item */
+} px_topo_can_gateway;
+
 typedef struct px_topo_can_bus {
     char name[PX_TOPO_NAME_MAX];
     uint64_t bitrate;      /* bit/s, arbitration phase */
@@ -200,6 +212,8 @@ typedef struct px_topo_can_bus {
     bool fd;
     px_topo_can_mode mode;
     px_topo_impair impair;
+    px_topo_can_gateway *gateways; /* frames of this bus routed to others */
+    uint32_t n_gateways;
     px_topo_mark mark;
 } px_topo_can_bus;
 

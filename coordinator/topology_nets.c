@@ -12,8 +12,9 @@ static const px_topo_obj net_objs[] = {PX_TOPO_OBJ_CAN_BUS, PX_TOPO_OBJ_ETH_SEGM
                                        PX_TOPO_OBJ_IVSHMEM, PX_TOPO_OBJ_CXL_SWITCH,
                                        PX_TOPO_OBJ_CXL_POOL};
 
-static const char *const can_bus_keys[] = {"type",   "bitrate", "data_bitrate", "fd", "mode",
-                                           "impair", NULL};
+static const char *const can_bus_keys[] = {"type", "bitrate", "data_bitrate", "fd",
+                                           "mode", "impair",  "gateways",     NULL};
+static const char *const gateway_keys[] = {"to", "filter", "modify", "fd", "hops", NULL};
 static const char *const eth_keys[] = {"type", "mode", "vlans", "mtu", "nat", "impair", NULL};
 static const char *const shm_net_keys[] = {"type", "size", "vectors", NULL};
 static const char *const cxl_switch_keys[] = {"type", "ports", NULL};
@@ -168,10 +169,81 @@ px_err pxt_parse_impair(tctx *c, const tnode *n, const char *what, bool allow_ra
     return PX_OK;
 }
 
+/* ---- CAN gateways (fabric/can-bus/gateway.h does the cangw syntax) ---- */
+
+static px_err parse_gateway(tctx *c, const tnode *item, uint32_t src, px_topo_can_gateway *gw)
+{
+    px_topo *t = c->t;
+    px_err err = pxt_check_map(c, item, "a gateway", gateway_keys);
+    if (err)
+        return err;
+    if (item->type != TN_MAP)
+        return pxt_fail(c, item, PX_E_CONFIG,
+                        "empty gateway; expected {to: BUS, filter, modify, fd, hops}");
+    gw->mark = pxt_mark(item);
+    tnode *to = pxt_map_get(item, "to"), *v;
+    if (!to)
+        return pxt_fail(c, item, PX_E_CONFIG,
+                        "gateway has no to; expected to: NAME of the can_bus it routes frames to");
+    px_topo_ref r;
+    if ((err = pxt_resolve_net(c, to, PX_TOPO_OBJ_CAN_BUS, "gateway destination", &r)))
+        return err;
+    if (r.index == src)
+        return pxt_fail(c, to, PX_E_CONFIG,
+                        "gateway from bus \"%s\" to itself; expected another can_bus as to:",
+                        t->can_buses[src].name);
+    px_cangw_rule_init(&gw->rule, src, r.index);
+    px_errmsg em = {{0}};
+    char *s;
+    if ((v = pxt_map_get(item, "fd")) && (err = pxt_get_bool(c, v, "fd", &gw->rule.fd)))
+        return err;
+    if ((v = pxt_map_get(item, "hops"))) {
+        uint64_t u;
+        if ((err = pxt_get_uint(c, v, "hops", 1, PX_CANGW_HOPS_MAX, &u)))
+            return err;
+        gw->rule.hops = (uint8_t)u;
+    }
+    if ((v = pxt_map_get(item, "filter"))) {
+        if ((err = pxt_get_str(c, v, "filter", &s)))
+            return err;
+        if (px_cangw_parse_filter(s, strlen(s), &gw->rule.filter, &em))
+            return pxt_fail(c, v, PX_E_CONFIG, "gateway %s", em.text);
+    }
+    if (!(v = pxt_map_get(item, "modify")))
+        return PX_OK;
+    if ((err = pxt_check_seq(c, v, "modify", PX_CANGW_MAX_MODS)) || pxt_is_null(v))
+        return err;
+    for (uint32_t i = 0; i < v->n; i++) {
+        px_cangw_mod m;
+        if ((err = pxt_get_str(c, v->kids[i], "modification", &s)))
+            return err;
+        if (px_cangw_parse_mod(s, strlen(s), &m, &em) || px_cangw_add_mod(&gw->rule, &m, &em))
+            return pxt_fail(c, v->kids[i], PX_E_CONFIG, "gateway %s", em.text);
+    }
+    return PX_OK;
+}
+
+static px_err parse_gateways(tctx *c, const tnode *n, uint32_t src, px_topo_can_bus *b)
+{
+    px_err err = pxt_check_seq(c, n, "gateways", PX_TOPO_MAX_GATEWAYS);
+    if (err || pxt_is_null(n) || n->n == 0)
+        return err;
+    b->gateways = px_tarena_array(c->t->arena, n->n, sizeof(*b->gateways));
+    if (!b->gateways)
+        return pxt_nomem(c);
+    for (uint32_t i = 0; i < n->n; i++) {
+        if ((err = parse_gateway(c, n->kids[i], src, &b->gateways[i])))
+            return err;
+        b->n_gateways = i + 1;
+    }
+    return PX_OK;
+}
+
 /* ---- per-type details ---- */
 
-static px_err parse_can_bus(tctx *c, const tnode *v, px_topo_can_bus *b, const char *what)
+static px_err parse_can_bus(tctx *c, const tnode *v, uint32_t idx, const char *what)
 {
+    px_topo_can_bus *b = &c->t->can_buses[idx];
     px_err err = pxt_check_map(c, v, what, can_bus_keys);
     if (err)
         return err;
@@ -205,6 +277,8 @@ static px_err parse_can_bus(tctx *c, const tnode *v, px_topo_can_bus *b, const c
     }
     if ((n = pxt_map_get(v, "impair")) &&
         (err = pxt_parse_impair(c, n, "a CAN bus impairment", false, &b->impair)))
+        return err;
+    if ((n = pxt_map_get(v, "gateways")) && (err = parse_gateways(c, n, idx, b)))
         return err;
     return PX_OK;
 }
@@ -489,7 +563,7 @@ px_err pxt_parse_net_details(tctx *c)
             snprintf(what, sizeof(what), "%s \"%s\"", px_topo_obj_str(r.type), key->str);
             switch (r.type) {
             case PX_TOPO_OBJ_CAN_BUS:
-                err = parse_can_bus(c, v, &t->can_buses[r.index], what);
+                err = parse_can_bus(c, v, r.index, what);
                 break;
             case PX_TOPO_OBJ_ETH_SEGMENT:
                 err = parse_eth(c, v, r.index, what);

@@ -2,7 +2,8 @@
  *
  * By the time these run every name is resolved and every value parsed.
  * What is left needs all guests at once: generated MACs and CXL ports,
- * NAT forwards to guests on the segment, placement constraints, faults, and
+ * NAT forwards to guests on the segment, CAN gateways between FD buses,
+ * placement constraints, faults, and
  * whether the guests can fit the hosts at all. The capacity checks here are
  * necessary conditions only; finding an actual placement is the placement
  * module's job. */
@@ -156,6 +157,31 @@ static px_err check_forwards(tctx *c)
                             "guest \"%s\" has no NIC on segment \"%s\"; expected a guest "
                             "attached to it (hint: add nics: [%s] to %s)",
                             g->name, seg->name, seg->name, g->name);
+        }
+    }
+    return PX_OK;
+}
+
+/* A gateway's `to:` may name a bus written later in the file, so whether
+ * both ends of an fd gateway are CAN FD buses is known only now. */
+static px_err check_gateways(tctx *c)
+{
+    px_topo *t = c->t;
+    for (uint32_t i = 0; c->nets && i < c->nets->n; i++) {
+        if (c->net_refs[i].type != PX_TOPO_OBJ_CAN_BUS)
+            continue;
+        const px_topo_can_bus *b = &t->can_buses[c->net_refs[i].index];
+        const tnode *list = pxt_map_get(c->nets->kids[2 * i + 1], "gateways");
+        for (uint32_t j = 0; j < b->n_gateways; j++) {
+            const px_cangw_rule *r = &b->gateways[j].rule;
+            const px_topo_can_bus *dst = &t->can_buses[r->dst_bus];
+            if (!r->fd || (b->fd && dst->fd))
+                continue;
+            return pxt_fail(c, pxt_map_get(list->kids[j], "fd"), PX_E_CONFIG,
+                            "gateway from \"%s\" to \"%s\" forwards CAN FD frames but bus "
+                            "\"%s\" is classic CAN; expected fd: true only between two buses "
+                            "with fd: true (hint: without it, classic frames are routed)",
+                            b->name, dst->name, b->fd ? dst->name : b->name);
         }
     }
     return PX_OK;
@@ -618,7 +644,8 @@ px_err pxt_validate(tctx *c)
 {
     px_err err;
     if ((err = generate_macs(c)) || (err = assign_cxl_ports(c)) || (err = check_forwards(c)) ||
-        (err = parse_placement(c)) || (err = check_capacity(c)) || (err = parse_faults(c)))
+        (err = check_gateways(c)) || (err = parse_placement(c)) || (err = check_capacity(c)) ||
+        (err = parse_faults(c)))
         return err;
     return PX_OK;
 }
