@@ -216,6 +216,17 @@ static void dispatch(px_coord *c, const px_peer *from, const px_msg *m)
     case PX_MSG_REQUEST:
         on_request(c, from, m);
         break;
+    case PX_MSG_TOOL:
+        px_tool_on_request(c, from, m);
+        break;
+    case PX_MSG_TOOL_REPLY:
+        /* Only the nodes a relay asked may answer it: a CLI cannot. */
+        if ((n = node_by_peer(c, from)) && n->state == PX_NODE_UP)
+            px_tool_on_reply(c, n, &m->body.tool_reply);
+        else
+            send_error(c, from, PX_E_PROTO, m->env.seq,
+                       "TOOL_REPLY from a peer that is not a node");
+        break;
     case PX_MSG_ERROR:
         PX_WARN("coord", "peer reported an error", "code=%d msg=\"%.*s\"", m->body.error.code,
                 (int)m->body.error.message.len, m->body.error.message.ptr);
@@ -272,6 +283,7 @@ static void tick(uv_timer_t *t)
         }
     }
     px_lab_reconcile(c);
+    px_tool_tick(c);
     if (changed)
         px_journal_save(c);
 }
@@ -378,6 +390,7 @@ void px_coord_stop(px_coord *c)
 
 void px_coord_fini(px_coord *c)
 {
+    px_tool_fini(c);
     for (uint32_t i = 0; i < c->n_labs; i++)
         px_lab_free(c->labs[i]);
     c->n_labs = 0;

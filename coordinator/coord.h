@@ -6,6 +6,8 @@
  *   coord.c    channel, message dispatch, node registry, tick
  *   lab.c      lab lifecycle: up, down, status, node-loss policy, plans
  *   journal.c  crash-safe state file (JSON, write + fsync + rename)
+ *   tool.c     TOOL relay: a CLI's tool command to the nodes of a net, one
+ *              merged TOOL_REPLY back
  *
  * Everything runs on the loop thread; nothing here blocks except journal
  * writes (small, fsync'd on purpose: a lab is not "up" before it is durable).
@@ -22,12 +24,14 @@
 #include "fabric/core/transport.h"
 #include "fabric/core/wire.h"
 
-#define PX_COORD_MAX_NODES 64u
-#define PX_COORD_MAX_LABS  64u
-#define PX_COORD_MAX_PEERS 256u /* connections that said HELLO, remembered */
-#define PX_NAME            64u
-#define PX_LOST_AFTER      3u    /* missed heartbeats */
-#define PX_PLAN_RESEND_MS  2000u /* re-send a plan not acknowledged by then */
+#define PX_COORD_MAX_NODES  64u
+#define PX_COORD_MAX_LABS   64u
+#define PX_COORD_MAX_PEERS  256u /* connections that said HELLO, remembered */
+#define PX_NAME             64u
+#define PX_LOST_AFTER       3u    /* missed heartbeats */
+#define PX_PLAN_RESEND_MS   2000u /* re-send a plan not acknowledged by then */
+#define PX_TOOL_MAX_PENDING 64u   /* TOOL relays in flight; more are answered "busy" */
+#define PX_TOOL_TIMEOUT_MS  3000u /* nodes' answers count until then (checked per tick) */
 
 typedef struct px_coord_opts {
     const char *listen;       /* e.g. "tcp://0.0.0.0:7600" */
@@ -98,6 +102,8 @@ typedef struct px_lab {
     px_guest_status *guests; /* [topo->n_guests] */
 } px_lab;
 
+struct px_tool_relay;
+
 typedef struct px_coord {
     uv_loop_t *loop;
     px_transport *tp;
@@ -116,6 +122,8 @@ typedef struct px_coord {
     px_wbuf out;
     uint64_t seq;
     px_msg *scratch; /* a px_msg is large (plans, replies): one, on the heap */
+    struct px_tool_relay *tools[PX_TOOL_MAX_PENDING]; /* owned; NULL = free slot */
+    uint64_t tool_id;                                 /* last correlation id handed out */
     bool closing;
 } px_coord;
 
@@ -151,6 +159,63 @@ void px_lab_send_plan(px_coord *c, px_lab *lab, uint32_t h);
 /* Rebuild a lab from journal data (topology text + saved plan). */
 px_err px_lab_restore(px_coord *c, px_lab *lab, px_errmsg *em);
 const char *px_lab_state_str(px_lab_state s);
+/* Plan host h takes part in plan net n: it is the net's home or runs a
+ * guest attached to it. */
+bool px_lab_host_has_net(const px_lab *lab, uint32_t h, uint32_t n);
+/* Index of the net called `name` in lab->plan.nets, UINT32_MAX if none. */
+uint32_t px_lab_net_find(const px_lab *lab, const char *name);
+
+/* ---- tool.c: the TOOL relay (docs/control-plane.md, docs/can-bus.md) ----
+ *
+ * A CLI's TOOL {lab, net, args, json} goes to every node of the lab that has
+ * the net (px_lab_host_has_net), with a fresh correlation `id` and `cli` =
+ * the CLI's authenticated public key. The nodes' TOOL_REPLYs (matched by id
+ * and by the node they came from) are merged by px_tool_merge into one
+ * TOOL_REPLY to the CLI, whose envelope seq is the TOOL's, once every node
+ * answered or PX_TOOL_TIMEOUT_MS passed. At most PX_TOOL_MAX_PENDING relays
+ * are in flight; a TOOL beyond that is answered PX_E_AGAIN at once, as is an
+ * unknown lab or net (PX_E_NOTFOUND, with the lab's nets as a hint). All of
+ * it runs on the loop thread and never blocks. */
+
+/* A TOOL from a peer that said HELLO. m and its strings are valid during
+ * the call only: whatever outlives it is copied. */
+void px_tool_on_request(px_coord *c, const px_peer *from, const px_msg *m);
+/* A TOOL_REPLY from registered node n. Unknown or stale ids are ignored. */
+void px_tool_on_reply(px_coord *c, const px_cnode *n, const px_msg_tool_reply *r);
+/* Answer relays whose deadline passed (call from the tick). */
+void px_tool_tick(px_coord *c);
+/* Free every relay without answering (shutdown). */
+void px_tool_fini(px_coord *c);
+
+/* One node's part of a relay: its name and, if it answered, its reply's
+ * fields (borrowed). */
+typedef struct px_tool_answer {
+    const char *node;
+    bool answered; /* false: did not answer in time, or was not up */
+    int32_t code;
+    px_str msg, json, ep, key;
+} px_tool_answer;
+
+/* The merged reply; every string is NUL-terminated, valid UTF-8 when the
+ * answers' strings are, and within the wire's limits. */
+typedef struct px_tool_merged {
+    int32_t code;
+    char msg[PX_WIRE_MAX_STR + 1];
+    char json[PX_WIRE_MAX_STR + 1];
+    char ep[PX_WIRE_MAX_ENDPOINT + 1];
+    char key[PX_WIRE_MAX_NAME + 1];
+} px_tool_merged;
+
+/* Merge n answers (in plan host order). code: the first non-zero code of a
+ * node that answered, else PX_E_TIMEOUT if one did not, else 0. msg: the
+ * node whose code was taken first, then the other non-empty messages in
+ * order, one per line, then "node X: no answer (is it up? plexus nodes)"
+ * per silent node (first, when that is where the code came from); cut at
+ * a character boundary with a final "[cut ...]" line when longer than
+ * PX_WIRE_MAX_STR. json: "[" the non-empty JSON values joined by "," "]";
+ * a value that does not fit is left out and named in msg, so json stays
+ * well-formed. ep/key: the first non-empty ones. Pure: no allocation. */
+void px_tool_merge(const px_tool_answer *a, uint32_t n, px_tool_merged *out);
 
 /* ---- journal.c ---- */
 px_err px_journal_save(px_coord *c);

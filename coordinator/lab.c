@@ -101,9 +101,17 @@ static bool host_on_net(const px_lab *lab, uint32_t h, uint32_t n)
     return false;
 }
 
-static bool host_has_net(const px_lab *lab, uint32_t h, uint32_t n)
+bool px_lab_host_has_net(const px_lab *lab, uint32_t h, uint32_t n)
 {
     return lab->plan.net_home[n] == h || host_on_net(lab, h, n);
+}
+
+uint32_t px_lab_net_find(const px_lab *lab, const char *name)
+{
+    for (uint32_t n = 0; n < lab->plan.n_nets; n++)
+        if (strcmp(px_topo_ref_name(lab->topo, lab->plan.nets[n]), name) == 0)
+            return n;
+    return UINT32_MAX;
 }
 
 void px_lab_send_plan(px_coord *c, px_lab *lab, uint32_t h)
@@ -126,7 +134,7 @@ void px_lab_send_plan(px_coord *c, px_lab *lab, uint32_t h)
             if (lab->plan.guest_host[g] == h)
                 p->guests[p->n_guests++] = px_str_c(lab->topo->guests[g].name);
         for (uint32_t n = 0; n < lab->plan.n_nets && p->n_nets < PX_WIRE_MAX_ROWS; n++) {
-            if (!host_has_net(lab, h, n))
+            if (!px_lab_host_has_net(lab, h, n))
                 continue;
             p->nets[p->n_nets++] =
                 (px_plan_net){.name = px_str_c(px_topo_ref_name(lab->topo, lab->plan.nets[n])),
