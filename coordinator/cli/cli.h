@@ -34,6 +34,7 @@ typedef struct px_cli_cmd {
     const char *summary; /* one line for `plexus --help` */
     const char *help;    /* full text for `plexus CMD --help`: usage, options, examples */
     int (*run)(px_cli *cli, int argc, char **argv);
+    bool own_help; /* run answers -h/--help itself (a command with subcommands) */
 } px_cli_cmd;
 
 /* Print "plexus: CMD: message" and, when hint is not NULL, "hint: ..." to
@@ -62,5 +63,6 @@ extern const px_cli_cmd px_cmd_status;
 extern const px_cli_cmd px_cmd_nodes;
 extern const px_cli_cmd px_cmd_logs;
 extern const px_cli_cmd px_cmd_console;
+extern const px_cli_cmd px_cmd_can;
 
 #endif

@@ -18,6 +18,7 @@ struct px_ctl {
     uint64_t seq;
     /* the request in flight */
     uint64_t want_seq;
+    uint32_t want_type; /* PX_MSG_REPLY or PX_MSG_TOOL_REPLY */
     bool done, timed_out, auth_failed;
     px_err err;
     px_errmsg em;
@@ -52,7 +53,7 @@ static void on_recv(px_chan *ch, const px_peer *from, const uint8_t *data, size_
         }
         off += used;
         if (m->env.seq != c->want_seq ||
-            (m->env.type != PX_MSG_REPLY && m->env.type != PX_MSG_ERROR)) {
+            (m->env.type != c->want_type && m->env.type != PX_MSG_ERROR)) {
             free(m);
             free(copy);
             continue; /* the HELLO answer, or a late reply */
@@ -66,7 +67,9 @@ static void on_recv(px_chan *ch, const px_peer *from, const uint8_t *data, size_
             free(copy);
             return;
         }
-        if (m->body.reply.code != PX_OK) {
+        /* A tool's reply is returned whatever its code: the nodes that
+         * answered are worth printing next to the one that failed. */
+        if (m->env.type == PX_MSG_REPLY && m->body.reply.code != PX_OK) {
             c->err = (px_err)m->body.reply.code;
             px_errmsg_set(&c->em, c->err, "%.*s", (int)m->body.reply.message.len,
                           m->body.reply.message.ptr);
@@ -151,18 +154,14 @@ fail:
     return err;
 }
 
-px_err px_ctl_request(px_ctl *c, const px_msg_request *rq, uint32_t timeout_ms, px_ctl_reply *out,
-                      px_errmsg *em)
+/* Send m (a REQUEST or TOOL) and wait for the answer of type want. */
+static px_err exchange(px_ctl *c, px_msg *m, uint32_t want, uint32_t timeout_ms, px_ctl_reply *out,
+                       px_errmsg *em)
 {
     memset(out, 0, sizeof(*out));
-    px_msg *m = malloc(sizeof(*m));
-    if (!m)
-        return PX_E_NOMEM;
-    memset(m, 0, sizeof(m->env) + sizeof(m->body.request));
-    m->env.type = PX_MSG_REQUEST;
-    m->body.request = *rq;
     px_err err = send_msg(c, m);
     c->want_seq = m->env.seq;
+    c->want_type = want;
     free(m);
     if (err)
         return px_errmsg_set(em, err, "cannot queue the request: %s", px_strerror(err));
@@ -187,6 +186,34 @@ px_err px_ctl_request(px_ctl *c, const px_msg_request *rq, uint32_t timeout_ms, 
                          "no answer from the coordinator at %s within %u ms; is it running "
                          "(and is its public key %.8s... right)?",
                          c->t.endpoint, timeout_ms, c->t.server_key);
+}
+
+px_err px_ctl_request(px_ctl *c, const px_msg_request *rq, uint32_t timeout_ms, px_ctl_reply *out,
+                      px_errmsg *em)
+{
+    px_msg *m = malloc(sizeof(*m));
+    if (!m) {
+        memset(out, 0, sizeof(*out));
+        return PX_E_NOMEM;
+    }
+    memset(m, 0, sizeof(m->env) + sizeof(m->body.request));
+    m->env.type = PX_MSG_REQUEST;
+    m->body.request = *rq;
+    return exchange(c, m, PX_MSG_REPLY, timeout_ms, out, em);
+}
+
+px_err px_ctl_tool(px_ctl *c, const px_msg_tool *t, uint32_t timeout_ms, px_ctl_reply *out,
+                   px_errmsg *em)
+{
+    px_msg *m = malloc(sizeof(*m));
+    if (!m) {
+        memset(out, 0, sizeof(*out));
+        return PX_E_NOMEM;
+    }
+    memset(m, 0, sizeof(m->env) + sizeof(m->body.tool));
+    m->env.type = PX_MSG_TOOL;
+    m->body.tool = *t;
+    return exchange(c, m, PX_MSG_TOOL_REPLY, timeout_ms, out, em);
 }
 
 void px_ctl_reply_fini(px_ctl_reply *r)

@@ -42,6 +42,16 @@ px_err px_ctl_open(const px_ctl_target *t, px_ctl **out, px_errmsg *em);
 px_err px_ctl_request(px_ctl *c, const px_msg_request *rq, uint32_t timeout_ms, px_ctl_reply *out,
                       px_errmsg *em);
 
+/* Send TOOL t (lab, net, args, json; the coordinator fills id and cli) and
+ * wait up to timeout_ms for the merged TOOL_REPLY (docs/control-plane.md).
+ * PX_OK whenever a TOOL_REPLY came, whatever its code: the caller reads
+ * out->msg->body.tool_reply (code, message, json, endpoint, key), since
+ * the nodes that answered are worth showing next to one that failed. A
+ * coordinator ERROR, a timeout or a refused key are errors as for
+ * px_ctl_request. Allow the coordinator's own wait (3 s) in timeout_ms. */
+px_err px_ctl_tool(px_ctl *c, const px_msg_tool *t, uint32_t timeout_ms, px_ctl_reply *out,
+                   px_errmsg *em);
+
 void px_ctl_reply_fini(px_ctl_reply *r);
 void px_ctl_close(px_ctl *c);
 

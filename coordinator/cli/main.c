@@ -12,7 +12,7 @@ static const px_cli_cmd *const commands[] = {
     /* clang-format off */
     &px_cmd_validate, &px_cmd_plan, &px_cmd_graph,
     &px_cmd_up, &px_cmd_down, &px_cmd_status, &px_cmd_nodes,
-    &px_cmd_logs, &px_cmd_console,
+    &px_cmd_logs, &px_cmd_console, &px_cmd_can,
     &px_cmd_keys, &px_cmd_version,
     /* clang-format on */
 };
@@ -171,7 +171,7 @@ int main(int argc, char **argv)
     }
     for (size_t c = 0; c < N_COMMANDS; c++) {
         if (strcmp(argv[i], commands[c]->name) == 0) {
-            if (px_cli_wants_help(commands[c], argc - i, argv + i))
+            if (!commands[c]->own_help && px_cli_wants_help(commands[c], argc - i, argv + i))
                 return PX_EXIT_OK;
             return commands[c]->run(&cli, argc - i, argv + i);
         }
