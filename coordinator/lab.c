@@ -91,14 +91,33 @@ static px_err lab_alloc_state(px_lab *lab)
     return PX_OK;
 }
 
-/* Host h runs a guest attached to net n. */
+/* Host h homes a CAN bus with a gateway into CAN bus net n: it submits
+ * the gatewayed frames to n's home, which takes them from members only. */
+static bool host_gateways_into(const px_lab *lab, uint32_t h, uint32_t n)
+{
+    const px_topo *t = lab->topo;
+    if (lab->plan.nets[n].type != PX_TOPO_OBJ_CAN_BUS)
+        return false;
+    for (uint32_t k = 0; k < lab->plan.n_nets; k++) {
+        px_topo_ref src = lab->plan.nets[k];
+        if (src.type != PX_TOPO_OBJ_CAN_BUS || lab->plan.net_home[k] != h)
+            continue;
+        const px_topo_can_bus *b = &t->can_buses[src.index];
+        for (uint32_t i = 0; i < b->n_gateways; i++)
+            if (b->gateways[i].rule.dst_bus == lab->plan.nets[n].index)
+                return true;
+    }
+    return false;
+}
+
+/* Host h runs a guest attached to net n, or feeds it through a gateway. */
 static bool host_on_net(const px_lab *lab, uint32_t h, uint32_t n)
 {
     const px_topo *t = lab->topo;
     for (uint32_t g = 0; g < t->n_guests; g++)
         if (lab->plan.guest_host[g] == h && px_topo_guest_on_net(&t->guests[g], lab->plan.nets[n]))
             return true;
-    return false;
+    return host_gateways_into(lab, h, n);
 }
 
 bool px_lab_host_has_net(const px_lab *lab, uint32_t h, uint32_t n)

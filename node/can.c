@@ -80,6 +80,52 @@ px_err px_node_can_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_er
             if (px_str_eq(p->members[k].net, name))
                 px_str_copy(c->members[c->n_members++], sizeof(c->members[0]),
                             p->members[k].node);
+        c->loss_ppm = tb->impair.loss_ppm;
+        c->corrupt_ppm = tb->impair.corrupt_ppm;
+        /* Every controller on the bus, wherever it runs: faults name guests. */
+        for (uint32_t gi = 0; gi < t->n_guests; gi++) {
+            const px_topo_guest *tg = &t->guests[gi];
+            uint32_t ifidx = 0;
+            for (uint32_t ci = 0; ci < tg->n_cans && ci < PX_CAN_EPS_PER_GUEST; ci++) {
+                uint32_t here = ifidx;
+                ifidx += tg->cans[ci].controller == PX_TOPO_CAN_CTUCAN_PCI ? 2 : 1;
+                if (tg->cans[ci].bus != ref.index || c->n_all == PX_CANSVC_MAX_BUS_EPS)
+                    continue;
+                px_cansvc_guest_ep *a = &c->all[c->n_all++];
+                snprintf(a->guest, sizeof(a->guest), "%s", tg->name);
+                snprintf(a->ifname, sizeof(a->ifname), "can%u", here);
+                a->id = px_can_guest_ep(gi, ci);
+            }
+        }
+        for (uint32_t k = 0; k < tb->n_gateways && c->n_gws < PX_CANSVC_MAX_GWS; k++) {
+            px_cansvc_gw_cfg *gw = &c->gws[c->n_gws++];
+            gw->rule = tb->gateways[k].rule;
+            snprintf(gw->to, sizeof(gw->to), "%s", t->can_buses[gw->rule.dst_bus].name);
+        }
+        for (uint32_t k = 0; k < t->n_faults && c->n_faults < PX_CANSVC_MAX_FAULTS; k++) {
+            const px_topo_fault *tf = &t->faults[k];
+            if (tf->net.type != PX_TOPO_OBJ_CAN_BUS || tf->net.index != ref.index)
+                continue;
+            px_cansvc_fault_cfg *fc = &c->faults[c->n_faults];
+            switch (tf->type) {
+            case PX_TOPO_FAULT_CAN_ERROR: fc->kind = PX_CANFAULT_K_CAN_ERROR; break;
+            case PX_TOPO_FAULT_CAN_BUS_OFF: fc->kind = PX_CANFAULT_K_BUS_OFF; break;
+            case PX_TOPO_FAULT_LINK_DOWN: fc->kind = PX_CANFAULT_K_LINK_DOWN; break;
+            case PX_TOPO_FAULT_IMPAIR: fc->kind = PX_CANFAULT_K_IMPAIR; break;
+            default: continue;
+            }
+            snprintf(fc->name, sizeof(fc->name), "%s", tf->name);
+            fc->at_ms = tf->at_ns / 1000000;
+            fc->duration_ms = tf->duration_ns / 1000000;
+            fc->every_ms = tf->every_ns / 1000000;
+            fc->loss_ppm = tf->impair.loss_ppm;
+            fc->corrupt_ppm = tf->impair.corrupt_ppm;
+            for (uint32_t a = 0; tf->guest != PX_TOPO_NONE && a < c->n_all; a++)
+                if (strcmp(c->all[a].guest, t->guests[tf->guest].name) == 0 &&
+                    fc->n_eps < PX_CAN_EPS_PER_GUEST_MAX)
+                    fc->eps[fc->n_eps++] = c->all[a].id;
+            c->n_faults++;
+        }
         for (uint32_t g = 0; g < l->n_guests && !err; g++) {
             uint32_t gi = l->guests[g].index;
             if (gi == PX_TOPO_NONE)

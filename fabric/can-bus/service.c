@@ -45,6 +45,12 @@ typedef struct svc_tool {
     uint64_t submitted;
 } svc_tool;
 
+typedef struct svc_sched {
+    bool active;
+    uint64_t next_ms; /* next start (inactive) or end (active); UINT64_MAX: never */
+    uint64_t last_error_ms;
+} svc_sched;
+
 typedef struct svc_batch {
     uint32_t n;
     px_can_rec recs[PX_WIRE_MAX_CAN_BATCH];
@@ -71,6 +77,13 @@ typedef struct svc_bus {
     uint64_t refused, bad_frames, unauthorised, fd_refused;
     uint64_t load_mark_ms, load_mark_wire_ns;
     FILE *rec_log, *rec_pcap;
+    px_cangw gws[PX_CANSVC_MAX_GWS]; /* rule + counters, from cfg.gws */
+    uint64_t gw_lost;                /* gatewayed frames the destination could not take */
+    /* faults: every node of the bus keeps the same state (tool commands go
+     * to all of them); the home judges submits, members deliveries */
+    px_canfault fault;
+    uint64_t lab_start_ms;
+    svc_sched sched[PX_CANSVC_MAX_FAULTS];
     /* member */
     px_canbus_member member;
     bool synced;
@@ -92,6 +105,7 @@ struct px_cansvc {
     px_wbuf wb;
     uv_timer_t wake;      /* timed buses: next frame end */
     uv_timer_t housekeep; /* tools, stalled windows, recording flush */
+    uv_timer_t sched;     /* scheduled topology faults */
     unsigned open_handles;
     void (*done)(void *ud);
     void *done_ud;
@@ -210,7 +224,7 @@ static void member_rx(void *ud, uint32_t ep, const px_canbus_msg *m)
 {
     svc_bus *b = ud;
     svc_ep *e = ep_by_id(b, ep);
-    if (!e)
+    if (!e || !px_canfault_deliver(&b->fault, ep))
         return;
     /* A classic controller cannot take an FD frame; the bus is FD-only for
      * FD-capable controllers (the topology enforces it), so this is QEMU's
@@ -271,6 +285,39 @@ static void record_frame(svc_bus *b, const px_canbus_msg *m, uint64_t wall)
         px_canpcap_write_frame(b->rec_pcap, sec, usec, &m->frame, NULL);
 }
 
+static void home_submit(svc_bus *b, uint32_t node, uint32_t ep, uint64_t tag,
+                        const px_can_frame *f, const px_peer *tool);
+static svc_bus *bus_find(px_cansvc *s, const char *lab, const char *name, uint32_t *idx);
+
+/* Gateways of bus b (at its home): a frame on b that a rule forwards goes
+ * to the destination bus's home, as a frame from this node's gateway
+ * endpoint whose tag counts the gateways it crossed. */
+static void gateways(svc_bus *b, const px_canbus_msg *m)
+{
+    uint32_t hops = m->src_ep == PX_CAN_GW_EP ? (uint32_t)m->src_tag : 0;
+    for (uint32_t i = 0; i < b->cfg.n_gws; i++) {
+        px_can_frame out;
+        if (px_cangw_route(&b->gws[i], &m->frame, hops, &out) != PX_CANGW_FORWARD)
+            continue;
+        svc_bus *d = bus_find(b->svc, b->lab, b->cfg.gws[i].to, NULL);
+        if (!d) {
+            b->gw_lost++;
+            continue;
+        }
+        if (d->is_home) {
+            home_submit(d, d->self_id, PX_CAN_GW_EP, hops + 1, &out, NULL);
+            flush_out(d);
+            continue;
+        }
+        px_canbus_msg g = {.src_node = d->self_id,
+                           .src_ep = PX_CAN_GW_EP,
+                           .src_tag = hops + 1,
+                           .frame = out};
+        batch_add(&d->sub, &g, 0, 0);
+        flush_sub(d);
+    }
+}
+
 static void home_emit(void *ud, const px_canbus_msg *m)
 {
     svc_bus *b = ud;
@@ -294,6 +341,23 @@ static void home_emit(void *ud, const px_canbus_msg *m)
         if (b->out.n == PX_WIRE_MAX_CAN_BATCH)
             flush_out(b);
     }
+    if (b->cfg.n_gws)
+        gateways(b, m);
+}
+
+/* An error frame from the fault state: for the whole bus (the home puts it
+ * on the bus) or for one controller (its node hands it over). */
+static void fault_notify(void *ud, uint32_t ep, const px_can_frame *err)
+{
+    svc_bus *b = ud;
+    if (ep == PX_CANFAULT_ALL) {
+        if (b->is_home)
+            home_submit(b, b->self_id, 0, 0, err, NULL);
+        return;
+    }
+    svc_ep *e = ep_by_id(b, ep);
+    if (e && px_canep_send(e->ep, err) == PX_OK)
+        e->to_guest++;
 }
 
 static const char *member_name(const svc_bus *b, uint32_t id)
@@ -304,16 +368,24 @@ static const char *member_name(const svc_bus *b, uint32_t id)
     return NULL;
 }
 
-static svc_tool *tool_by_id(svc_bus *b, uint32_t id)
+static bool peer_eq(const px_peer *a, const px_peer *b)
 {
-    for (uint32_t i = 0; i < PX_CANSVC_MAX_TOOLS; i++)
-        if (b->tools[i].used && b->tools[i].id == id)
+    return a->id_len == b->id_len && memcmp(a->id, b->id, a->id_len) == 0;
+}
+
+/* Tools are told apart by their connection: two CLIs with one key are two
+ * tools with one member id. */
+static svc_tool *tool_by_peer(svc_bus *b, const px_peer *p)
+{
+    for (uint32_t i = 0; p && i < PX_CANSVC_MAX_TOOLS; i++)
+        if (b->tools[i].used && peer_eq(&b->tools[i].peer, p))
             return &b->tools[i];
     return NULL;
 }
 
-/* Tell a sender its frame did not go on the bus. */
-static void refuse(svc_bus *b, uint32_t node, uint32_t ep, uint64_t tag, const px_can_frame *f)
+/* Tell a sender its frame did not go on the bus (tool: its connection). */
+static void refuse(svc_bus *b, uint32_t node, uint32_t ep, uint64_t tag, const px_can_frame *f,
+                   const px_peer *tool)
 {
     px_cansvc *s = b->svc;
     b->refused++;
@@ -331,27 +403,40 @@ static void refuse(svc_bus *b, uint32_t node, uint32_t ep, uint64_t tag, const p
     if (encode_can(s, b->key, PX_CAN_DELIVER, b->self_id, &r, 1) != PX_OK)
         return;
     const char *name = member_name(b, node);
-    svc_tool *t = tool_by_id(b, node);
-    if (name)
+    if (tool)
+        s->io.to_peer(s->io.ud, tool, s->wb.data, s->wb.len);
+    else if (name)
         s->io.to_node(s->io.ud, name, s->wb.data, s->wb.len);
-    else if (t)
-        s->io.to_peer(s->io.ud, &t->peer, s->wb.data, s->wb.len);
 }
 
 static void schedule_wake(px_cansvc *s);
 
+/* A frame for the bus from member node `node` (or a tool, or a gateway).
+ * Guest controllers' frames are judged by the fault state of their
+ * endpoint; tools' and gateways' only by the bus's. */
 static void home_submit(svc_bus *b, uint32_t node, uint32_t ep, uint64_t tag,
-                        const px_can_frame *f)
+                        const px_can_frame *f, const px_peer *tool)
 {
     if ((f->flags & PX_CANFD_FDF) && !b->cfg.fd) {
         b->fd_refused++;
-        refuse(b, node, ep, tag, f);
+        refuse(b, node, ep, tag, f, tool);
         return;
     }
+    uint32_t fault_ep = (tool || ep == PX_CAN_GW_EP) ? 0 : ep;
+    px_can_frame err;
+    px_canfault_verdict v = px_canfault_submit(&b->fault, fault_ep, &err);
+    if (v != PX_CANFAULT_PASS) {
+        refuse(b, node, ep, tag, f, tool);
+        if (v == PX_CANFAULT_CORRUPT)
+            f = &err, node = b->self_id, ep = 0, tag = 0, tool = NULL; /* on the bus instead */
+        else
+            return;
+    }
     uint64_t now = mono_ns();
-    px_err err = px_canbus_home_submit(b->home, node, ep, tag, f, now);
-    if (err) {
-        refuse(b, node, ep, tag, f);
+    px_err e = px_canbus_home_submit(b->home, node, ep, tag, f, now);
+    if (e) {
+        if (ep != 0 || node != b->self_id)
+            refuse(b, node, ep, tag, f, tool);
         return;
     }
     if (b->cfg.mode == PX_CANBUS_TIMED) {
@@ -407,7 +492,7 @@ static void ep_rx(void *ud, px_canep *pe, const px_can_frame *f)
         px_canep_pause(e->ep, true);
     }
     if (b->is_home) {
-        home_submit(b, b->self_id, e->cfg.id, tag, f);
+        home_submit(b, b->self_id, e->cfg.id, tag, f, NULL);
         return;
     }
     svc_batch *sb = &b->sub;
@@ -554,6 +639,27 @@ static px_err bus_configure(svc_bus *b, const px_cansvc_bus_cfg *c, px_errmsg *e
     b->cfg.n_eps = c->n_eps;
     memcpy(b->cfg.eps, c->eps, sizeof(c->eps));
     b->is_member = b->n_eps > 0;
+    b->cfg.n_all = c->n_all;
+    memcpy(b->cfg.all, c->all, c->n_all * sizeof(c->all[0]));
+    if (b->cfg.loss_ppm != c->loss_ppm || b->cfg.corrupt_ppm != c->corrupt_ppm || home_changed) {
+        b->cfg.loss_ppm = c->loss_ppm;
+        b->cfg.corrupt_ppm = c->corrupt_ppm;
+        if (px_canfault_configure(&b->fault, c->loss_ppm, c->corrupt_ppm) != PX_OK)
+            return px_errmsg_set(em, PX_E_CONFIG, "bus %s: impairment out of range", c->name);
+    }
+    b->cfg.n_gws = b->is_home ? c->n_gws : 0;
+    for (uint32_t i = 0; i < b->cfg.n_gws; i++) {
+        b->cfg.gws[i] = c->gws[i];
+        if (memcmp(&b->gws[i].rule, &c->gws[i].rule, sizeof(c->gws[i].rule)) != 0)
+            b->gws[i] = (px_cangw){.rule = c->gws[i].rule};
+    }
+    if (b->cfg.n_faults != c->n_faults ||
+        memcmp(b->cfg.faults, c->faults, c->n_faults * sizeof(c->faults[0])) != 0) {
+        b->cfg.n_faults = c->n_faults;
+        memcpy(b->cfg.faults, c->faults, c->n_faults * sizeof(c->faults[0]));
+        for (uint32_t i = 0; i < c->n_faults; i++)
+            b->sched[i] = (svc_sched){.next_ms = b->lab_start_ms + c->faults[i].at_ms};
+    }
     return PX_OK;
 }
 
@@ -599,6 +705,8 @@ px_err px_cansvc_lab_apply(px_cansvc *s, const char *lab, const char *labdir,
             b->start_ms = uv_now(s->loop);
             b->load_mark_ms = b->start_ms;
             px_canbus_member_init(&b->member, b->self_id, member_rx, member_txdone, b);
+            px_canfault_init(&b->fault, b->key, fault_notify, b);
+            b->lab_start_ms = b->start_ms;
             for (uint32_t i = 0; i < s->n_buses; i++)
                 if (s->buses[i]->key == b->key) {
                     free(b);
@@ -647,11 +755,6 @@ static bool from_node(px_cansvc *s, const char *node, const px_peer *from)
     return key && strcmp(key, from->key_z85) == 0;
 }
 
-static bool peer_eq(const px_peer *a, const px_peer *b)
-{
-    return a->id_len == b->id_len && memcmp(a->id, b->id, a->id_len) == 0;
-}
-
 static uint32_t tool_id_of(const px_peer *from)
 {
     char name[80];
@@ -665,7 +768,7 @@ static void on_join(svc_bus *b, const px_peer *from, const px_msg_can *m, bool l
         b->unauthorised++;
         return;
     }
-    svc_tool *t = tool_by_id(b, m->node);
+    svc_tool *t = tool_by_peer(b, from);
     if (leave) {
         if (t)
             t->used = false;
@@ -692,8 +795,10 @@ static void on_join(svc_bus *b, const px_peer *from, const px_msg_can *m, bool l
 static void on_submit(svc_bus *b, const px_peer *from, const px_msg_can *m)
 {
     const char *name = member_name(b, m->node);
-    svc_tool *t = tool_by_id(b, m->node);
-    if (!b->is_home || !((name && from_node(b->svc, name, from)) || (t && peer_eq(&t->peer, from)))) {
+    svc_tool *t = tool_by_peer(b, from);
+    if (t && t->id != m->node)
+        t = NULL;
+    if (!b->is_home || !((name && from_node(b->svc, name, from)) || t)) {
         b->unauthorised++;
         return;
     }
@@ -704,10 +809,10 @@ static void on_submit(svc_bus *b, const px_peer *from, const px_msg_can *m)
         px_can_frame f;
         if (px_can_frame_unpack(r->frame.ptr, r->frame.len, &f) != PX_CAN_OK) {
             b->bad_frames++;
-            refuse(b, m->node, r->ep, r->tag, NULL);
+            refuse(b, m->node, r->ep, r->tag, NULL, t ? from : NULL);
             continue;
         }
-        home_submit(b, m->node, r->ep, r->tag, &f);
+        home_submit(b, m->node, r->ep, r->tag, &f, t ? from : NULL);
     }
 }
 
@@ -797,7 +902,71 @@ static void on_housekeep(uv_timer_t *t)
     }
 }
 
+/* ---- scheduled faults (topology `faults:`) ---- */
+
+#define CAN_ERROR_EVERY_MS 100u /* error frames while a can_error fault lasts */
+
+static void on_sched(uv_timer_t *t)
+{
+    px_cansvc *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    for (uint32_t i = 0; i < s->n_buses; i++) {
+        svc_bus *b = s->buses[i];
+        for (uint32_t k = 0; k < b->cfg.n_faults; k++) {
+            const px_cansvc_fault_cfg *fc = &b->cfg.faults[k];
+            svc_sched *sc = &b->sched[k];
+            if (!sc->active && now >= sc->next_ms) {
+                px_canfault_topo(&b->fault, fc->kind, true, fc->eps, fc->n_eps, fc->loss_ppm,
+                                 fc->corrupt_ppm);
+                PX_INFO("can", "fault started", "lab=%s bus=%s fault=%s", b->lab, b->cfg.name,
+                        fc->name);
+                sc->active = true;
+                sc->last_error_ms = now;
+                uint64_t start = sc->next_ms;
+                sc->next_ms = fc->duration_ms ? start + fc->duration_ms : UINT64_MAX;
+                if (fc->every_ms)
+                    sc->last_error_ms = now; /* next start computed at the end */
+            } else if (sc->active && now >= sc->next_ms) {
+                px_canfault_topo(&b->fault, fc->kind, false, fc->eps, fc->n_eps, fc->loss_ppm,
+                                 fc->corrupt_ppm);
+                PX_INFO("can", "fault ended", "lab=%s bus=%s fault=%s", b->lab, b->cfg.name,
+                        fc->name);
+                sc->active = false;
+                uint64_t start = sc->next_ms - fc->duration_ms;
+                sc->next_ms = fc->every_ms ? start + fc->every_ms : UINT64_MAX;
+            } else if (sc->active && fc->kind == PX_CANFAULT_K_CAN_ERROR && b->is_home &&
+                       now - sc->last_error_ms >= CAN_ERROR_EVERY_MS) {
+                px_can_frame err;
+                px_canfault_error_frame(&b->fault, &err);
+                home_submit(b, b->self_id, 0, 0, &err, NULL);
+                sc->last_error_ms = now;
+            }
+        }
+        flush_bus(b);
+    }
+}
+
 /* ---- tool commands ---- */
+
+static px_err resolve_guest(void *ud, const char *guest, uint32_t *eps, uint32_t cap, uint32_t *n)
+{
+    svc_bus *b = ud;
+    *n = 0;
+    for (uint32_t i = 0; i < b->cfg.n_all && *n < cap; i++)
+        if (strcmp(b->cfg.all[i].guest, guest) == 0)
+            eps[(*n)++] = b->cfg.all[i].id;
+    return *n ? PX_OK : PX_E_NOTFOUND;
+}
+
+static const char *ep_label(void *ud, uint32_t ep)
+{
+    svc_bus *b = ud;
+    for (uint32_t i = 0; i < b->cfg.n_all; i++)
+        if (b->cfg.all[i].id == ep)
+            return b->cfg.all[i].guest;
+    return NULL;
+}
+
 
 static void reply_set(px_cansvc_reply *r, px_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -867,12 +1036,41 @@ static void tool_stats(px_cansvc *s, svc_bus *b, px_cansvc_reply *r)
             (unsigned long long)st->pushed_back,
             (unsigned long long)(st->invalid + b->bad_frames), (unsigned long long)b->fd_refused,
             (unsigned long long)b->unauthorised, b->cfg.n_members, ntools);
+        const px_canfault_stats *fs = &b->fault.stats;
+        uint64_t fdrops = fs->dropped + fs->refused_down + fs->refused_busoff +
+                          fs->refused_partition;
+        app(t, tc, "faults: dropped %llu, corrupted %llu, error frames %llu\n",
+            (unsigned long long)fdrops, (unsigned long long)fs->corrupted,
+            (unsigned long long)fs->error_frames);
+        size_t jl = strlen(j);
+        if (jl > 0 && j[jl - 1] == '}') {
+            j[jl - 1] = '\0';
+            app(j, jc, ",\"fault\":");
+            char fj[1500];
+            if (px_canfault_json(&b->fault, ep_label, b, fj, sizeof(fj)) == PX_OK)
+                app(j, jc, "%s", fj);
+            else
+                app(j, jc, "null");
+            app(j, jc, ",\"gateways\":[");
+            for (uint32_t i = 0; i < b->cfg.n_gws; i++) {
+                const px_cangw_stats *gs = &b->gws[i].stats;
+                app(t, tc, "gateway to %s: forwarded %llu, filtered %llu, hop limit %llu, "
+                    "invalid %llu\n", b->cfg.gws[i].to, (unsigned long long)gs->forwarded,
+                    (unsigned long long)gs->filtered, (unsigned long long)gs->hop_limited,
+                    (unsigned long long)gs->invalid);
+                app(j, jc, "%s{\"to\":\"%s\",\"forwarded\":%llu,\"filtered\":%llu,"
+                    "\"hop_limited\":%llu,\"invalid\":%llu}", i ? "," : "", b->cfg.gws[i].to,
+                    (unsigned long long)gs->forwarded, (unsigned long long)gs->filtered,
+                    (unsigned long long)gs->hop_limited, (unsigned long long)gs->invalid);
+            }
+            app(j, jc, "]}");
+        }
     }
     if (b->is_member) {
         const px_canbus_member_stats *ms = &b->member.stats;
-        app(t, tc, "member %s: delivered %llu, lost %llu, stale %llu\n", s->self,
-            (unsigned long long)ms->delivered, (unsigned long long)ms->lost,
-            (unsigned long long)ms->stale);
+        app(t, tc, "member %s: delivered %llu, lost %llu, stale %llu, withheld by faults %llu\n",
+            s->self, (unsigned long long)ms->delivered, (unsigned long long)ms->lost,
+            (unsigned long long)ms->stale, (unsigned long long)b->fault.stats.delivery_drops);
         app(j, jc, ",\"member\":{\"delivered\":%llu,\"lost\":%llu,\"stale\":%llu,\"endpoints\":[",
             (unsigned long long)ms->delivered, (unsigned long long)ms->lost,
             (unsigned long long)ms->stale);
@@ -943,6 +1141,39 @@ static void tool_record(svc_bus *b, const px_msg_tool *tm, px_cansvc_reply *r)
         log, pcap);
 }
 
+/* Every node of the bus applies the command (the coordinator sends it to
+ * all): the home answers for the bus, members stay quiet unless asked for
+ * nothing at all. */
+static void tool_fault(svc_bus *b, const px_msg_tool *tm, px_cansvc_reply *r)
+{
+    char argbuf[PX_CANFAULT_MAX_ARGS][256];
+    const char *argv[PX_CANFAULT_MAX_ARGS];
+    int argc = 0;
+    for (uint32_t i = 2; i < tm->n_args && argc < (int)PX_CANFAULT_MAX_ARGS; i++) {
+        px_str_copy(argbuf[argc], sizeof(argbuf[0]), tm->args[i]);
+        argv[argc] = argbuf[argc];
+        argc++;
+    }
+    char summary[PX_CANFAULT_SUMMARY_MAX] = "";
+    px_errmsg em = {{0}};
+    if (argc == 0) {
+        if (b->is_home) {
+            px_canfault_describe(&b->fault, ep_label, b, r->text, sizeof(r->text));
+            px_canfault_json(&b->fault, ep_label, b, r->json, sizeof(r->json));
+        }
+        return;
+    }
+    px_err err = px_canfault_command(&b->fault, argc, argv, resolve_guest, b, summary,
+                                     sizeof(summary), &em);
+    r->code = err;
+    if (!b->is_home)
+        return;
+    if (err)
+        reply_set(r, err, "can fault: %s", em.text);
+    else
+        reply_set(r, PX_OK, "bus %s: %s", b->cfg.name, summary);
+}
+
 void px_cansvc_tool(px_cansvc *s, const px_msg_tool *tm, px_cansvc_reply *r)
 {
     memset(r, 0, sizeof(*r));
@@ -977,6 +1208,11 @@ void px_cansvc_tool(px_cansvc *s, const px_msg_tool *tm, px_cansvc_reply *r)
         tool_record(b, tm, r);
         return;
     }
+    if (strcmp(sub, "fault") == 0) {
+        tool_fault(b, tm, r);
+        flush_bus(b);
+        return;
+    }
     reply_set(r, PX_E_UNKNOWN,
               "unknown CAN command '%s' (hint: plexus can --help lists send, dump, replay, stats, "
               "fault, record)",
@@ -1005,9 +1241,11 @@ px_err px_cansvc_new(uv_loop_t *loop, const px_cansvc_io *io, px_cansvc **out)
     s->io.data_key = s->data_key;
     uv_timer_init(loop, &s->wake);
     uv_timer_init(loop, &s->housekeep);
-    s->wake.data = s->housekeep.data = s;
-    s->open_handles = 2;
+    uv_timer_init(loop, &s->sched);
+    s->wake.data = s->housekeep.data = s->sched.data = s;
+    s->open_handles = 3;
     uv_timer_start(&s->housekeep, on_housekeep, HOUSEKEEP_MS, HOUSEKEEP_MS);
+    uv_timer_start(&s->sched, on_sched, 20, 20);
     *out = s;
     return PX_OK;
 }
@@ -1034,4 +1272,5 @@ void px_cansvc_close(px_cansvc *s, void (*done)(void *ud), void *ud)
     s->done_ud = ud;
     uv_close((uv_handle_t *)&s->wake, svc_handle_closed);
     uv_close((uv_handle_t *)&s->housekeep, svc_handle_closed);
+    uv_close((uv_handle_t *)&s->sched, svc_handle_closed);
 }

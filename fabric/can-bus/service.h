@@ -35,13 +35,20 @@
 #include <uv.h>
 
 #include "fabric/can-bus/bus.h"
+#include "fabric/can-bus/fault.h"
+#include "fabric/can-bus/gateway.h"
 #include "fabric/core/transport.h"
 #include "fabric/core/wire.h"
 
 #define PX_CANSVC_MAX_MEMBERS 64u
+#define PX_CAN_EPS_PER_GUEST_MAX 8u
 #define PX_CANSVC_MAX_TOOLS   16u
 #define PX_CANSVC_WINDOW_IDEAL 64u
 #define PX_CANSVC_WINDOW_TIMED 4u
+#define PX_CANSVC_MAX_BUS_EPS  256u /* controllers on one bus, all nodes */
+#define PX_CANSVC_MAX_GWS      64u  /* gateways from one bus */
+#define PX_CANSVC_MAX_FAULTS   16u  /* scheduled faults on one bus */
+#define PX_CAN_GW_EP           0xfffffff0u /* source endpoint of gatewayed frames; tag = hops */
 
 typedef struct px_cansvc px_cansvc;
 
@@ -68,6 +75,28 @@ typedef struct px_cansvc_ep_cfg {
     char path[108];  /* its socket: LABDIR/can/g<G>c<I>.sock */
 } px_cansvc_ep_cfg;
 
+/* Any controller on the bus, on any node: faults name guests. */
+typedef struct px_cansvc_guest_ep {
+    char guest[64];
+    char ifname[16];
+    uint32_t id;
+} px_cansvc_guest_ep;
+
+typedef struct px_cansvc_gw_cfg {
+    char to[64]; /* destination bus (same lab) */
+    px_cangw_rule rule;
+} px_cansvc_gw_cfg;
+
+/* A scheduled fault of the topology (`faults:`), times from lab start. */
+typedef struct px_cansvc_fault_cfg {
+    char name[64];
+    px_canfault_kind kind;
+    uint32_t n_eps; /* 0: the whole bus */
+    uint32_t eps[PX_CAN_EPS_PER_GUEST_MAX];
+    uint64_t at_ms, duration_ms, every_ms; /* duration 0: until teardown; every 0: once */
+    uint32_t loss_ppm, corrupt_ppm;
+} px_cansvc_fault_cfg;
+
 typedef struct px_cansvc_bus_cfg {
     char name[64];
     bool fd;
@@ -78,6 +107,13 @@ typedef struct px_cansvc_bus_cfg {
     char members[PX_CANSVC_MAX_MEMBERS][64];
     uint32_t n_eps; /* controllers of guests on this node */
     px_cansvc_ep_cfg eps[PX_CANBUS_MAX_EPS];
+    uint32_t n_all; /* every controller on the bus */
+    px_cansvc_guest_ep all[PX_CANSVC_MAX_BUS_EPS];
+    uint32_t loss_ppm, corrupt_ppm; /* the bus's impairment (topology) */
+    uint32_t n_gws;                 /* gateways from this bus (run at its home) */
+    px_cansvc_gw_cfg gws[PX_CANSVC_MAX_GWS];
+    uint32_t n_faults;
+    px_cansvc_fault_cfg faults[PX_CANSVC_MAX_FAULTS];
 } px_cansvc_bus_cfg;
 
 /* What a tool command answers (TOOL_REPLY). */
