@@ -1169,7 +1169,7 @@ static void tool_fault(svc_bus *b, const px_msg_tool *tm, px_cansvc_reply *r)
     if (!b->is_home)
         return;
     if (err)
-        reply_set(r, err, "can fault: %s", em.text);
+        reply_set(r, err, "%s", em.text);
     else
         reply_set(r, PX_OK, "bus %s: %s", b->cfg.name, summary);
 }

@@ -17,7 +17,10 @@ Run: PX_BUILD_DIR=build /usr/bin/python3 -m pytest tests/integration/test_can_bu
 """
 import json
 import os
+import re
+import shutil
 import socket
+import subprocess
 import struct
 import threading
 import time
@@ -28,7 +31,7 @@ import pytest
 
 import sys
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import run, wait_until  # noqa: E402
+from plexus_test import PLEXUS, run, wait_until  # noqa: E402
 
 LOCAL_ROOT = Path("/run/plexus/local") if os.geteuid() == 0 else Path(
     os.environ.get("XDG_RUNTIME_DIR", f"/tmp/plexus-{os.geteuid()}")) / "plexus" / "local"
@@ -283,4 +286,119 @@ def test_timed_mode_carries_the_physical_maximum_and_lowest_id_wins(tmp_path, la
     assert by_id[0x100] > 10 * max(by_id[0x200], by_id[0x300], 1) or \
         by_id[0x200] + by_id[0x300] == 0, by_id
     for e in eps.values():
+        e.close()
+
+
+TOOLS = """\
+name: {name}
+defaults: {{image: builtin:tiny, memory: 128M, cpus: 1}}
+hosts:
+  ha: {{cpus: 8, memory: 4G}}
+  hb: {{cpus: 8, memory: 4G}}
+nets:
+  body: {{type: can_bus, bitrate: 500k}}
+  chassis:
+    type: can_bus
+  powertrain:
+    type: can_bus
+    gateways:
+      - to: chassis
+        filter: "100:700"
+        modify: ["SET:I:200.0.0000000000000000"]
+placement:
+  pin: {{a: ha, b: hb, c: hb, p: ha, body: ha, chassis: hb, powertrain: ha}}
+nodes:
+  a: {{can: [body]}}
+  b: {{can: [chassis]}}
+  c: {{can: [body]}}
+  p: {{can: [powertrain]}}
+"""
+
+
+def test_tools_faults_gateways_and_recording(tmp_path, lab):
+    up(tmp_path, lab, TOOLS.format(name=lab))
+    a, c = Endpoint(lab, "ha", 0), Endpoint(lab, "hb", 2)
+    b, p = Endpoint(lab, "hb", 1), Endpoint(lab, "ha", 3)
+
+    # A host tool on the bus: dump sees guests' frames, send reaches guests.
+    dump = subprocess.Popen([str(PLEXUS), "can", "dump", "body", "-n", "2", "-t", "20000",
+                             "--lab", lab], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(1.0)  # the dump joins the bus at its home
+    a.send(frame(0x7A1, b"\x01\x02"))
+    run("can", "send", "body", "321#CAFE", "--lab", lab, check=True)
+    out, err = dump.communicate(timeout=30)
+    assert dump.returncode == 0, err
+    lines = out.split("\n")
+    assert re.match(r"^\(\d+\.\d{6}\) body 7A1#0102$", lines[0]), out
+    assert re.match(r"^\(\d+\.\d{6}\) body 321#CAFE$", lines[1]), out
+    wait_until("c to get both", lambda: len(c.got) == 2, timeout=10)
+    assert c.frames() == [(0x7A1, 0, b"\x01\x02"), (0x321, 0, b"\xca\xfe")]
+    assert a.frames() == [(0x321, 0, b"\xca\xfe")]
+
+    # Gateway powertrain -> chassis: 0x1xx passes, rewritten to 0x200.
+    p.send(frame(0x123, b"\xaa"))
+    p.send(frame(0x456, b"\xbb"))
+    p.send(frame(0x1FF, b"\xcc"))
+    wait_until("b to get the gatewayed frames", lambda: len(b.got) >= 2, timeout=10)
+    time.sleep(0.3)
+    assert b.frames() == [(0x200, 0, b"\xaa"), (0x200, 0, b"\xcc")]
+    st = json.loads(run("--json", "can", "stats", "powertrain", "--lab", lab, check=True).stdout)
+    gw = next(n["home"]["gateways"] for n in st if "home" in n)
+    assert gw == [{"to": "chassis", "forwarded": 2, "filtered": 1, "hop_limited": 0,
+                   "invalid": 0}]
+
+    # Faults at run time: c partitioned hears nothing and its frames go nowhere.
+    run("can", "fault", "body", "--guest", "c", "--partition", "--lab", lab, check=True)
+    a.send(frame(0x10, b"\x01"))
+    c.send(frame(0x11, b"\x02"))
+    a.send(frame(0x12, b"\x03"))
+    time.sleep(0.5)
+    assert len(c.got) == 2 and a.frames()[-1] == (0x321, 0, b"\xca\xfe")
+    run("can", "fault", "body", "--heal", "--lab", lab, check=True)
+    a.send(frame(0x13, b"\x04"))
+    wait_until("c healed", lambda: len(c.got) == 3, timeout=10)
+    assert c.frames()[-1] == (0x13, 0, b"\x04")
+    # Bus-off: c's controller is told (the kernel's error frame), then hears nothing.
+    run("can", "fault", "body", "--guest", "c", "--state", "bus-off", "--lab", lab, check=True)
+    wait_until("c told it is bus-off", lambda: len(c.got) == 4, timeout=10)
+    err_id, _, err_data = c.frames()[-1]
+    assert err_id == 0x20000000 | 0x40 and len(err_data) == 8
+    a.send(frame(0x14, b"\x05"))
+    time.sleep(0.5)
+    assert len(c.got) == 4
+    # Drop everything on the bus: a's frame is refused, counted.
+    run("can", "fault", "body", "--clear", "--lab", lab, check=True)
+    run("can", "fault", "body", "--drop", "100%", "--lab", lab, check=True)
+    a.send(frame(0x15, b"\x06"))
+    time.sleep(0.5)
+    st = json.loads(run("--json", "can", "stats", "body", "--lab", lab, check=True).stdout)
+    eps = {e["guest"]: e for x in st if "member" in x for e in x["member"]["endpoints"]}
+    home = next(x["home"] for x in st if "home" in x)
+    assert eps["a"]["refused"] >= 1 and home["fault"]["counters"]["dropped"] >= 1, st
+    assert all(x["member"]["lost"] == 0 for x in st if "member" in x)
+    bad = run("can", "fault", "body", "--drop", "lots", "--lab", lab)
+    assert bad.returncode != 0 and '"lots"' in bad.stderr and "ppm" in bad.stderr
+    run("can", "fault", "body", "--clear", "--lab", lab, check=True)
+
+    # Recording at the home: candump log and pcap (LINKTYPE_CAN_SOCKETCAN).
+    rec = run("can", "record", "body", "on", "--lab", lab, check=True).stdout
+    a.send(frame(0x80000000 | 0x1ABCDEF0, b"\x11\x22"))
+    a.send(frame(0x7FF, b""))
+    wait_until("c to get the recorded frames", lambda: c.frames()[-1][0] == 0x7FF, timeout=10)
+    run("can", "record", "body", "off", "--lab", lab, check=True)
+    home_dir = LOCAL_ROOT / lab / "nodes" / "ha" / lab / "can"
+    log_lines = (home_dir / "body.log").read_text().split("\n")
+    assert re.match(r"^\(\d+\.\d{6}\) body 1ABCDEF0#1122$", log_lines[0]), log_lines
+    assert re.match(r"^\(\d+\.\d{6}\) body 7FF#$", log_lines[1]), log_lines
+    assert "body.pcap" in rec
+    tshark = shutil.which("tshark")
+    if tshark:
+        t = subprocess.run([tshark, "-r", str(home_dir / "body.pcap"), "-T", "fields", "-e",
+                            "can.id", "-e", "can.flags.xtd", "-e", "data.data"],
+                           capture_output=True, text=True, timeout=60)
+        rows = [r.split("\t") for r in t.stdout.strip().split("\n")]
+        got = [(int(r[0], 0), r[1] in ("1", "True"), r[2] if len(r) > 2 else "") for r in rows]
+        assert got == [(0x1ABCDEF0, True, "1122"), (0x7FF, False, "")], t.stdout + t.stderr
+    for e in (a, b, c, p):
         e.close()
