@@ -2,7 +2,8 @@
 # bench.sh [BUILD_DIR] [--quick]: build and run the side-by-side benchmarks.
 # Every figure is a ratio against a peer measured in the same run (raw libzmq,
 # greedy placement, ...); nothing here is a pass/fail gate. The machine should
-# be otherwise idle: the transport bench keeps two processes busy.
+# be otherwise idle: the transport bench keeps two processes busy, the CAN
+# bench two plexus-node daemons and its frame driver.
 set -euo pipefail
 dir=${1:-build}
 shift || true
@@ -25,6 +26,11 @@ fi
 if [ -x "$dir/bench/placement/bench_placement" ]; then
   echo "== placement (bench/placement)"
   "$dir/bench/placement/bench_placement" || status=1
+  echo
+fi
+if [ -x "$dir/bench/can/bench_can_drive" ]; then
+  echo "== CAN bus (bench/can)"
+  /usr/bin/python3 bench/can/bench_can.py --build "$dir" "${quick[@]}" || status=1
   echo
 fi
 echo "== guest boot (bench/boot)"
