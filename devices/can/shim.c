@@ -59,6 +59,12 @@
 #define SHIM_MAX_FILTERS   512   /* as Linux's CAN_RAW_FILTER_MAX */
 #define SHIM_PREFIX        "plexus-can-shim: "
 #define SHIM_SEND_FLAGS    (MSG_NOSIGNAL | MSG_DONTWAIT)
+/* How long a write waits for room when the node's socket is full: the bus
+ * is busy (the node stops reading a controller whose window is full), so
+ * the guest's transmission waits, as on a real bus, for up to this long;
+ * then the frame is dropped and counted. Bounded so that QEMU (whose vCPU
+ * holds its big lock during the write) stays responsive. */
+#define SHIM_SEND_WAIT_MS  5
 #define SHIM_RECV_BUF_SIZE 128 /* > PX_CAN_FRAME_SIZE: a longer message reads as too long */
 
 typedef int (*socket_fn)(int, int, int);
@@ -618,6 +624,12 @@ static ssize_t shim_write(int s, int fd, const void *buf, size_t count)
 
     ssize_t n = send(fd, &f, sizeof(f), SHIM_SEND_FLAGS);
     int e = errno;
+    if (n < 0 && (e == EAGAIN || e == EWOULDBLOCK)) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, SHIM_SEND_WAIT_MS) > 0)
+            n = send(fd, &f, sizeof(f), SHIM_SEND_FLAGS);
+        e = errno;
+    }
     pthread_mutex_lock(&lock);
     if (n == (ssize_t)sizeof(f)) {
         socks[s].tx_ok++;

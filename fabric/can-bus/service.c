@@ -884,7 +884,10 @@ static void on_housekeep(uv_timer_t *t)
             }
         for (uint32_t k = 0; k < b->n_eps; k++) {
             svc_ep *e = b->eps[k];
-            if (e->inflight && now - e->progress_ms > INFLIGHT_STALL_MS) {
+            /* On a timed bus a frame that keeps losing arbitration may
+             * wait as long as higher-priority traffic lasts: not a stall. */
+            if (e->inflight && b->cfg.mode == PX_CANBUS_IDEAL &&
+                now - e->progress_ms > INFLIGHT_STALL_MS) {
                 /* The home never answered (unreachable, restarted): count
                  * the frames and take the endpoint's window back. */
                 PX_WARN("can", "frames never confirmed by the bus home", "lab=%s bus=%s ep=%s "
