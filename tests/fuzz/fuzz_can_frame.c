@@ -3,7 +3,8 @@
  * takes through libpxcanshim.so.
  *
  * Input: byte 0 picks the parser (0 node wire message, 1 QEMU write,
- * 2 Linux SocketCAN read); the rest is the buffer, any length.
+ * 2 Linux SocketCAN read, 3 the packed cross-host form a peer node sends);
+ * the rest is the buffer, any length.
  *
  * Properties checked on every input:
  *   - a refused buffer leaves the output frame all zero, with a status in
@@ -13,7 +14,9 @@
  *     with PX_CAN_FD_DISABLED when FD is off, and parsing the QEMU form
  *     again gives the same frame (the translation loses nothing);
  *   - an accepted node message is the same frame byte for byte once the
- *     bytes past len are cleared.
+ *     bytes past len are cleared;
+ *   - an accepted packed frame packs back to exactly the input bytes, and
+ *     every accepted frame survives pack + unpack unchanged.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    unsigned mode = data[0] % 3;
+    unsigned mode = data[0] % 4;
     /* A copy of exactly the input's length, so ASan sees any over-read. */
     size_t n = size - 1;
     uint8_t *buf = malloc(n ? n : 1);
@@ -46,7 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&f, 0xa5, sizeof(f));
     px_can_status st = mode == 0   ? px_can_from_wire(buf, n, &f)
                        : mode == 1 ? px_can_from_qemu(buf, n, &f)
-                                   : px_can_from_linux(buf, n, &f);
+                       : mode == 2 ? px_can_from_linux(buf, n, &f)
+                                   : px_can_frame_unpack(buf, n, &f);
     CHECK((unsigned)st < PX_CAN_STATUS_COUNT);
     CHECK(px_can_status_str(st) != NULL);
     if (st != PX_CAN_OK) {
@@ -64,6 +68,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(raw.data + used, 0, sizeof(raw.data) - used);
         CHECK(memcmp(&raw, &f, sizeof(f)) == 0);
     }
+
+    uint8_t pk[PX_CAN_PACKED_MAX];
+    size_t pn = px_can_frame_pack(&f, pk, sizeof(pk));
+    CHECK(pn == 6u + f.len);
+    if (mode == 3)
+        CHECK(pn == n && memcmp(pk, buf, n) == 0);
+    CHECK(px_can_frame_unpack(pk, pn, &back) == PX_CAN_OK);
+    CHECK(memcmp(&back, &f, sizeof(f)) == 0);
 
     uint8_t q[PX_CANFD_MTU + 1];
     px_can_status qst;
