@@ -128,7 +128,7 @@ class Bench:
     def drops(self, buses):
         """Node counters (plexus can stats) summed over buses: the receiving
         member's sequence gaps and frames it could not hand to a guest socket.
-        None when this CLI has no `can` command."""
+        None when the CLI cannot say (a node did not answer, or no `can`)."""
         tot = {"member_lost": 0, "to_guest_dropped": 0, "home_drops": 0}
         for bus in buses:
             p = self.cli("--json", "can", "stats", bus, "--lab", LAB, timeout=30)
@@ -260,6 +260,7 @@ def main():
                 run("px_lat_home_rx", "--mode", "lat", "-n", nlat, *pair("rh"))
                 run("unix_lat", "--mode", "lat", "-n", nlat, "--links", 1, unix=True)
             res["rss_peak_kb"] = {n: b.proc_status(p, "VmHWM") for n, p in nodes.items()}
+            res["node_counters"] = b.drops([f"b{i}" for i in range(NBUS)] + ["rh"])
         finally:
             b.cli("down", LAB, timeout=120)
     for v in res["lat"].values():
@@ -363,6 +364,12 @@ def report(res, quick):
     if lost:
         print(f"  plexus lost {lost} paced frames")
     print()
+    nc = res.get("node_counters")
+    if nc is not None:
+        lost = sum(r["lost"] for k, rr in runs.items() if k.startswith("px") for r in rr)
+        print(f"node counters, all buses and rounds (plexus can stats): {nc['to_guest_dropped']} "
+              f"to guest dropped, {nc['member_lost']} lost at member nodes, {nc['home_drops']} "
+              f"dropped at homes; the driver counted {lost} lost")
     rss, start = res["rss_peak_kb"], res["rss_start_kb"]
     for n in sorted(rss):
         print(f"node {n}: peak RSS (VmHWM) {rss[n] / 1024:.1f} MiB "
