@@ -38,6 +38,9 @@ static px_err io_admit(void *ud, const char *key)
     return px_transport_allow(n->tp, key);
 }
 
+_Static_assert(PX_CAN_EPS_PER_GUEST >= PX_TOPO_MAX_ATTACH,
+               "every CAN controller the topology allows has an endpoint number");
+
 px_err px_node_can_start(px_node *n, px_errmsg *em)
 {
     px_cansvc_io io = {.to_node = io_to_node,

@@ -46,6 +46,7 @@ typedef struct px_canep_opts {
     const char *path; /* socket path; must fit sun_path; an old file there is replaced */
     const char *name; /* for logs: "lab/guest/can0" */
     uint32_t id;      /* the caller's number for it */
+    unsigned max_batch; /* frames read per wake-up (0 = 64): frames read are all passed on */
     px_canep_rx_cb on_rx;
     px_canep_batch_cb on_batch; /* may be NULL */
     void *ud;

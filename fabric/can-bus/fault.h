@@ -53,7 +53,7 @@
 
 #define PX_CANFAULT_MAX_MEMBERS 256u /* endpoints with a non-default state */
 #define PX_CANFAULT_MAX_ARGS    64u  /* arguments of one fault command */
-#define PX_CANFAULT_GUEST_EPS   8u   /* endpoints a resolver may return (PX_CAN_EPS_PER_GUEST) */
+#define PX_CANFAULT_GUEST_EPS   32u  /* endpoints a resolver may return (PX_CAN_EPS_PER_GUEST) */
 #define PX_CANFAULT_PPM         1000000u
 #define PX_CANFAULT_ALL         0u /* notify: an error frame for the whole bus */
 /* Room for px_canfault_command's summary; longer ones are cut with "...". */

@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define PX_CAN_EPS_PER_GUEST 8u /* CAN controllers a guest may have */
+#define PX_CAN_EPS_PER_GUEST 32u /* CAN controllers a guest may have (PX_TOPO_MAX_ATTACH) */
 
 /* The socket of guest g's controller i in a lab's runtime directory:
  * DIR/can/g<G>c<I>.sock; QEMU's can-host-socketcan if= name is g<G>c<I>. */

@@ -41,7 +41,7 @@
 #include "fabric/core/wire.h"
 
 #define PX_CANSVC_MAX_MEMBERS 64u
-#define PX_CAN_EPS_PER_GUEST_MAX 8u
+#define PX_CAN_EPS_PER_GUEST_MAX 32u
 #define PX_CANSVC_MAX_TOOLS   16u
 #define PX_CANSVC_WINDOW_IDEAL 64u
 #define PX_CANSVC_WINDOW_TIMED 16u
