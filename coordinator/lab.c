@@ -110,14 +110,31 @@ static bool host_gateways_into(const px_lab *lab, uint32_t h, uint32_t n)
     return false;
 }
 
-/* Host h runs a guest attached to net n, or feeds it through a gateway. */
+/* Host h has a SocketCAN interface (real CAN hardware) on CAN bus net n.
+ * Topology hosts and plan hosts match by name: the loader made sure the
+ * interface's host is under hosts:, and the first placement that every
+ * such host is a registered node. */
+static bool host_has_host_if(const px_lab *lab, uint32_t h, uint32_t n)
+{
+    const px_topo *t = lab->topo;
+    if (lab->plan.nets[n].type != PX_TOPO_OBJ_CAN_BUS)
+        return false;
+    const px_topo_can_bus *b = &t->can_buses[lab->plan.nets[n].index];
+    for (uint32_t i = 0; i < b->n_host_ifs; i++)
+        if (strcmp(t->hosts[b->host_ifs[i].host].name, lab->plan.hosts[h].name) == 0)
+            return true;
+    return false;
+}
+
+/* Host h runs a guest attached to net n, has a host interface on it, or
+ * feeds it through a gateway. */
 static bool host_on_net(const px_lab *lab, uint32_t h, uint32_t n)
 {
     const px_topo *t = lab->topo;
     for (uint32_t g = 0; g < t->n_guests; g++)
         if (lab->plan.guest_host[g] == h && px_topo_guest_on_net(&t->guests[g], lab->plan.nets[n]))
             return true;
-    return host_gateways_into(lab, h, n);
+    return host_has_host_if(lab, h, n) || host_gateways_into(lab, h, n);
 }
 
 bool px_lab_host_has_net(const px_lab *lab, uint32_t h, uint32_t n)

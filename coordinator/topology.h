@@ -54,6 +54,8 @@
 #define PX_TOPO_MAX_CXL_PORTS   32u   /* upstream ports of one CXL switch */
 #define PX_TOPO_MAX_CXL_LDS     256u  /* logical devices in one CXL pool */
 #define PX_TOPO_MAX_GATEWAYS    64u   /* gateways from one CAN bus */
+#define PX_TOPO_MAX_HOST_IFS    16u   /* host CAN interfaces on one bus */
+#define PX_TOPO_IFNAME_MAX      16u   /* a Linux interface name, with its NUL */
 
 /* "No reference" for every uint32_t index field below. */
 #define PX_TOPO_NONE UINT32_MAX
@@ -93,6 +95,14 @@ typedef enum px_topo_can_ctrl {
     PX_TOPO_CAN_KVASER_PCI = 0, /* SJA1000, classic CAN only */
     PX_TOPO_CAN_CTUCAN_PCI      /* CTU CAN FD */
 } px_topo_can_ctrl;
+
+/* How a guest's CAN controller reaches its node (docs/can-bus.md, "Attach
+ * paths"). Every controller of one guest uses the same one: the shim takes
+ * over every PF_CAN socket of the QEMU it is loaded into. */
+typedef enum px_topo_can_attach {
+    PX_TOPO_CAN_ATTACH_SHIM = 0, /* LD_PRELOAD shim, a SEQPACKET socket: works everywhere */
+    PX_TOPO_CAN_ATTACH_VXCAN     /* a vxcan pair per controller: needs AF_CAN and vxcan */
+} px_topo_can_attach;
 
 typedef enum px_topo_can_mode {
     PX_TOPO_CAN_IDEAL = 0, /* ordered, unpaced */
@@ -159,6 +169,7 @@ typedef struct px_topo_nic {
 typedef struct px_topo_canif {
     uint32_t bus; /* t->can_buses */
     px_topo_can_ctrl controller;
+    px_topo_can_attach attach;
     px_topo_mark mark;
 } px_topo_canif;
 
@@ -205,6 +216,16 @@ typedef struct px_topo_can_gateway {
     px_topo_mark mark; /* the list item */
 } px_topo_can_gateway;
 
+/* A SocketCAN interface of a host (real CAN hardware) that is a member of
+ * a bus: `host_interfaces: [{host: H, interface: IF}]`. host indexes
+ * t->hosts; ifname is a valid Linux name (1..15 characters, no '/', ':' or
+ * space, not "." or ".."); no pair twice on one bus. */
+typedef struct px_topo_can_hostif {
+    uint32_t host;
+    char ifname[PX_TOPO_IFNAME_MAX];
+    px_topo_mark mark; /* the list item */
+} px_topo_can_hostif;
+
 typedef struct px_topo_can_bus {
     char name[PX_TOPO_NAME_MAX];
     uint64_t bitrate;      /* bit/s, arbitration phase */
@@ -214,6 +235,8 @@ typedef struct px_topo_can_bus {
     px_topo_impair impair;
     px_topo_can_gateway *gateways; /* frames of this bus routed to others */
     uint32_t n_gateways;
+    px_topo_can_hostif *host_ifs; /* host CAN interfaces that are members */
+    uint32_t n_host_ifs;
     px_topo_mark mark;
 } px_topo_can_bus;
 
@@ -391,6 +414,7 @@ const char *px_topo_accel_str(px_topo_accel a);
 const char *px_topo_restart_str(px_topo_restart r);
 const char *px_topo_nic_model_str(px_topo_nic_model m);
 const char *px_topo_can_ctrl_str(px_topo_can_ctrl c);
+const char *px_topo_can_attach_str(px_topo_can_attach a);
 const char *px_topo_obj_str(px_topo_obj o);
 const char *px_topo_fault_type_str(px_topo_fault_type f);
 

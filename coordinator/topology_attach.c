@@ -10,7 +10,8 @@
 static const char *const nic_models[] = {"virtio-net-pci", "e1000", "e1000e", "rtl8139", NULL};
 static const char *const can_ctrls[] = {"kvaser_pci", "ctucan_pci", NULL};
 static const char *const nic_keys[] = {"segment", "mac", "model", "vlan", "impair", NULL};
-static const char *const canif_keys[] = {"bus", "controller", NULL};
+static const char *const can_attaches[] = {"shim", "vxcan", NULL};
+static const char *const canif_keys[] = {"bus", "controller", "attach", NULL};
 static const char *const shmif_keys[] = {"region", NULL};
 static const char *const cxlif_keys[] = {"switch", "port", "pool", "lds", NULL};
 
@@ -22,6 +23,11 @@ const char *px_topo_nic_model_str(px_topo_nic_model m)
 const char *px_topo_can_ctrl_str(px_topo_can_ctrl ctl)
 {
     return (unsigned)ctl < 2 ? can_ctrls[ctl] : "?";
+}
+
+const char *px_topo_can_attach_str(px_topo_can_attach a)
+{
+    return (unsigned)a < 2 ? can_attaches[a] : "?";
 }
 
 /* ---- one entry of each list ---- */
@@ -160,10 +166,16 @@ static px_err parse_canif(tctx *c, const tnode *item, px_topo_canif *ci)
     /* An FD bus needs FD-capable controllers: a classic one would flag
      * every FD frame as an error. On a classic bus either works. */
     ci->controller = bus->fd ? PX_TOPO_CAN_CTUCAN_PCI : PX_TOPO_CAN_KVASER_PCI;
-    tnode *n = item->type == TN_MAP ? pxt_map_get(item, "controller") : NULL;
+    unsigned e;
+    tnode *n = item->type == TN_MAP ? pxt_map_get(item, "attach") : NULL;
+    if (n) {
+        if ((err = pxt_get_enum(c, n, "attach", can_attaches, &e)))
+            return err;
+        ci->attach = (px_topo_can_attach)e;
+    }
+    n = item->type == TN_MAP ? pxt_map_get(item, "controller") : NULL;
     if (!n)
         return PX_OK;
-    unsigned e;
     if ((err = pxt_get_enum(c, n, "controller", can_ctrls, &e)))
         return err;
     ci->controller = (px_topo_can_ctrl)e;
@@ -294,6 +306,15 @@ px_err pxt_parse_attachments(tctx *c, px_topo_guest *g, const tnode *const *chai
             g->cans = arr;
             for (uint32_t k = 0; k < v->n && !err; k++, g->n_cans++)
                 err = parse_canif(c, v->kids[k], &g->cans[k]);
+            for (uint32_t k = 1; k < g->n_cans && !err; k++)
+                if (g->cans[k].attach != g->cans[0].attach)
+                    err = pxt_fail_at(
+                        c, g->cans[k].mark, PX_E_CONFIG,
+                        "CAN controller attaches through %s but an earlier one (at %u:%u) "
+                        "through %s; expected one attach for every CAN controller of a guest "
+                        "(hint: the shim takes over every PF_CAN socket of the guest's QEMU)",
+                        px_topo_can_attach_str(g->cans[k].attach), g->cans[0].mark.line,
+                        g->cans[0].mark.col, px_topo_can_attach_str(g->cans[0].attach));
             break;
         case 2:
             g->shms = arr;

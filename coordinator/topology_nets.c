@@ -12,8 +12,10 @@ static const px_topo_obj net_objs[] = {PX_TOPO_OBJ_CAN_BUS, PX_TOPO_OBJ_ETH_SEGM
                                        PX_TOPO_OBJ_IVSHMEM, PX_TOPO_OBJ_CXL_SWITCH,
                                        PX_TOPO_OBJ_CXL_POOL};
 
-static const char *const can_bus_keys[] = {"type", "bitrate", "data_bitrate", "fd",
-                                           "mode", "impair",  "gateways",     NULL};
+static const char *const can_bus_keys[] = {"type",   "bitrate",  "data_bitrate",    "fd",
+                                           "mode",   "impair",   "gateways",        "host_interfaces",
+                                           NULL};
+static const char *const hostif_keys[] = {"host", "interface", NULL};
 static const char *const gateway_keys[] = {"to", "filter", "modify", "fd", "hops", NULL};
 static const char *const eth_keys[] = {"type", "mode", "vlans", "mtu", "nat", "impair", NULL};
 static const char *const shm_net_keys[] = {"type", "size", "vectors", NULL};
@@ -239,6 +241,76 @@ static px_err parse_gateways(tctx *c, const tnode *n, uint32_t src, px_topo_can_
     return PX_OK;
 }
 
+/* ---- host CAN interfaces (real hardware as bus members) ---- */
+
+/* What the kernel takes as a name (dev_valid_name): 1..15 bytes, no '/',
+ * ':' or white space, not "." or "..". */
+static bool ifname_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= PX_TOPO_IFNAME_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (; *s; s++)
+        if (*s == '/' || *s == ':' || *s <= ' ' || *s == 0x7f)
+            return false;
+    return true;
+}
+
+static px_err parse_hostif(tctx *c, const tnode *item, const px_topo_can_bus *b,
+                           px_topo_can_hostif *hi)
+{
+    px_err err = pxt_check_map(c, item, "a host interface", hostif_keys);
+    if (err)
+        return err;
+    if (item->type != TN_MAP)
+        return pxt_fail(c, item, PX_E_CONFIG,
+                        "empty host interface; expected {host: HOST, interface: IFNAME}");
+    hi->mark = pxt_mark(item);
+    tnode *h = pxt_map_get(item, "host"), *i = pxt_map_get(item, "interface");
+    if (!h)
+        return pxt_fail(c, item, PX_E_CONFIG,
+                        "host interface has no host; expected host: NAME of a host under hosts");
+    if (!i)
+        return pxt_fail(c, item, PX_E_CONFIG,
+                        "host interface has no interface; expected interface: IFNAME of a "
+                        "SocketCAN interface on that host (like can0)");
+    if ((err = pxt_resolve_host(c, h, "host", &hi->host)))
+        return err;
+    char *s;
+    if ((err = pxt_get_str(c, i, "interface", &s)))
+        return err;
+    if (!ifname_valid(s))
+        return pxt_fail(c, i, PX_E_CONFIG,
+                        "invalid interface \"%.64s\"; expected a Linux interface name of 1 to %u "
+                        "characters without '/', ':' or spaces (like can0)",
+                        s, PX_TOPO_IFNAME_MAX - 1);
+    snprintf(hi->ifname, sizeof(hi->ifname), "%s", s);
+    for (uint32_t k = 0; k < b->n_host_ifs; k++)
+        if (b->host_ifs[k].host == hi->host && strcmp(b->host_ifs[k].ifname, s) == 0)
+            return pxt_fail(c, item, PX_E_CONFIG,
+                            "interface %s of host \"%s\" is already on bus \"%s\" (at %u:%u); "
+                            "expected each host interface once",
+                            s, c->t->hosts[hi->host].name, b->name, b->host_ifs[k].mark.line,
+                            b->host_ifs[k].mark.col);
+    return PX_OK;
+}
+
+static px_err parse_host_ifs(tctx *c, const tnode *n, px_topo_can_bus *b)
+{
+    px_err err = pxt_check_seq(c, n, "host_interfaces", PX_TOPO_MAX_HOST_IFS);
+    if (err || pxt_is_null(n) || n->n == 0)
+        return err;
+    b->host_ifs = px_tarena_array(c->t->arena, n->n, sizeof(*b->host_ifs));
+    if (!b->host_ifs)
+        return pxt_nomem(c);
+    for (uint32_t i = 0; i < n->n; i++) {
+        if ((err = parse_hostif(c, n->kids[i], b, &b->host_ifs[i])))
+            return err;
+        b->n_host_ifs = i + 1;
+    }
+    return PX_OK;
+}
+
 /* ---- per-type details ---- */
 
 static px_err parse_can_bus(tctx *c, const tnode *v, uint32_t idx, const char *what)
@@ -279,6 +351,8 @@ static px_err parse_can_bus(tctx *c, const tnode *v, uint32_t idx, const char *w
         (err = pxt_parse_impair(c, n, "a CAN bus impairment", false, &b->impair)))
         return err;
     if ((n = pxt_map_get(v, "gateways")) && (err = parse_gateways(c, n, idx, b)))
+        return err;
+    if ((n = pxt_map_get(v, "host_interfaces")) && (err = parse_host_ifs(c, n, b)))
         return err;
     return PX_OK;
 }

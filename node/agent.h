@@ -65,6 +65,8 @@ typedef struct px_node_lab {
     px_topo *topo;
     uint32_t n_guests;
     px_node_guest *guests;
+    char (*vxcan)[16]; /* vxcan pairs made for it (node ends), node/can.c */
+    uint32_t n_vxcan;
     bool ready;    /* applied: guest changes are reported */
     bool stopping; /* teardown: removed once no QEMU runs */
     uint64_t stop_epoch;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/can/vxcan.h"
 #include "fabric/can-bus/proto.h"
 #include "fabric/core/log.h"
 
@@ -56,7 +57,11 @@ px_err px_node_can_start(px_node *n, px_errmsg *em)
     return PX_OK;
 }
 
-/* The CAN buses of lab l that this node homes or has guests on. */
+static px_err vxcan_sync(px_node_lab *l, const px_cansvc_bus_cfg *cfgs, uint32_t nb,
+                         px_errmsg *em);
+
+/* The CAN buses of lab l that this node homes, has guests or host CAN
+ * interfaces on. */
 px_err px_node_can_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_errmsg *em)
 {
     const px_topo *t = l->topo;
@@ -150,6 +155,9 @@ px_err px_node_can_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_er
                 snprintf(e->guest, sizeof(e->guest), "%s", tg->name);
                 snprintf(e->ifname, sizeof(e->ifname), "can%u", here);
                 e->id = px_can_guest_ep(gi, ci);
+                if (tg->cans[ci].attach == PX_TOPO_CAN_ATTACH_VXCAN)
+                    snprintf(e->socketcan_if, sizeof(e->socketcan_if), PX_CAN_VXCAN_NODE_FMT,
+                             gi, ci);
                 if (snprintf(e->path, sizeof(e->path), "%s/can/" PX_CAN_IFNAME_FMT ".sock",
                              l->dir, gi, ci) >= (int)sizeof(e->path))
                     err = px_errmsg_set(em, PX_E_CONFIG,
@@ -158,17 +166,109 @@ px_err px_node_can_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_er
                                         name, l->dir);
             }
         }
+        /* This host's CAN interfaces on the bus (real hardware). */
+        for (uint32_t k = 0; k < tb->n_host_ifs && !err; k++) {
+            const px_topo_can_hostif *hi = &tb->host_ifs[k];
+            if (strcmp(t->hosts[hi->host].name, n->name) != 0)
+                continue;
+            if (c->n_eps == PX_CANBUS_MAX_EPS) {
+                err = px_errmsg_set(em, PX_E_TOOBIG, "bus %s: more than %u controllers on node %s",
+                                    name, PX_CANBUS_MAX_EPS, n->name);
+                break;
+            }
+            px_cansvc_ep_cfg *e = &c->eps[c->n_eps++];
+            snprintf(e->guest, sizeof(e->guest), "host:%s", n->name);
+            snprintf(e->ifname, sizeof(e->ifname), "%s", hi->ifname);
+            snprintf(e->socketcan_if, sizeof(e->socketcan_if), "%s", hi->ifname);
+            e->id = PX_CAN_HOSTIF_EP(k);
+        }
     }
+    if (!err)
+        err = vxcan_sync(l, cfgs, nb, em);
     if (!err)
         err = px_cansvc_lab_apply(n->can, l->name, l->dir, cfgs, nb, em);
     free(cfgs);
     return err;
 }
 
+/* Delete every vxcan pair made for l. */
+static void vxcan_drop(px_node_lab *l)
+{
+    for (uint32_t i = 0; i < l->n_vxcan; i++) {
+        px_errmsg em = {{0}};
+        if (px_vxcan_delete(l->vxcan[i], &em) != PX_OK)
+            PX_WARN("can", "vxcan pair not deleted", "lab=%s detail=\"%s\"", l->name, em.text);
+    }
+    l->n_vxcan = 0;
+    free(l->vxcan);
+    l->vxcan = NULL;
+}
+
+/* The vxcan pairs of lab l's guests here are exactly those cfgs name:
+ * pairs no longer named go, new ones are made (before the service opens
+ * their node ends and before QEMU opens the others). */
+static px_err vxcan_sync(px_node_lab *l, const px_cansvc_bus_cfg *cfgs, uint32_t nb,
+                         px_errmsg *em)
+{
+    uint32_t want = 0;
+    for (uint32_t b = 0; b < nb; b++)
+        for (uint32_t i = 0; i < cfgs[b].n_eps; i++)
+            want += cfgs[b].eps[i].id < PX_CAN_HOSTIF_EP_BASE && cfgs[b].eps[i].socketcan_if[0];
+    for (uint32_t i = 0; i < l->n_vxcan;) {
+        bool keep = false;
+        for (uint32_t b = 0; b < nb && !keep; b++)
+            for (uint32_t k = 0; k < cfgs[b].n_eps && !keep; k++)
+                keep = cfgs[b].eps[k].id < PX_CAN_HOSTIF_EP_BASE &&
+                       strcmp(cfgs[b].eps[k].socketcan_if, l->vxcan[i]) == 0;
+        if (keep) {
+            i++;
+            continue;
+        }
+        char gone[16];
+        memcpy(gone, l->vxcan[i], sizeof(gone));
+        memcpy(l->vxcan[i], l->vxcan[--l->n_vxcan], sizeof(gone));
+        px_errmsg dm = {{0}};
+        if (px_vxcan_delete(gone, &dm) != PX_OK)
+            PX_WARN("can", "vxcan pair not deleted", "lab=%s detail=\"%s\"", l->name, dm.text);
+    }
+    if (!want)
+        return PX_OK;
+    char(*arr)[16] = realloc(l->vxcan, (size_t)(l->n_vxcan + want) * sizeof(*arr));
+    if (!arr)
+        return px_errmsg_set(em, PX_E_NOMEM, "CAN: out of memory");
+    l->vxcan = arr;
+    for (uint32_t b = 0; b < nb; b++)
+        for (uint32_t i = 0; i < cfgs[b].n_eps; i++) {
+            const px_cansvc_ep_cfg *e = &cfgs[b].eps[i];
+            if (e->id >= PX_CAN_HOSTIF_EP_BASE || !e->socketcan_if[0])
+                continue;
+            bool have = false;
+            for (uint32_t k = 0; k < l->n_vxcan && !have; k++)
+                have = strcmp(l->vxcan[k], e->socketcan_if) == 0;
+            if (have)
+                continue;
+            uint32_t g = 0, ci = 0;
+            char peer[16];
+            sscanf(e->socketcan_if, PX_CAN_VXCAN_NODE_FMT, &g, &ci);
+            snprintf(peer, sizeof(peer), PX_CAN_VXCAN_QEMU_FMT, g, ci);
+            px_errmsg why = {{0}};
+            px_err err = px_vxcan_create(e->socketcan_if, peer, &why);
+            if (err)
+                return px_errmsg_set(em, err, "bus %s: guest %s %s: %s", cfgs[b].name, e->guest,
+                                     e->ifname, why.text);
+            memcpy(l->vxcan[l->n_vxcan++], e->socketcan_if, sizeof(l->vxcan[0]));
+        }
+    return PX_OK;
+}
+
 void px_node_can_remove(px_node *n, const char *lab)
 {
     if (n->can)
         px_cansvc_lab_remove(n->can, lab);
+    /* Endpoints closed first: then the pairs go, with QEMU's ends. */
+    for (uint32_t i = 0; i < n->n_labs; i++)
+        if (strcmp(n->labs[i]->name, lab) == 0)
+            vxcan_drop(n->labs[i]);
 }
 
 void px_node_can_msg(void *ud, const px_peer *from, const px_msg *m)

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fabric/can-bus/proto.h"
+
 #define MIB (1024ull * 1024ull)
 
 static px_err add(px_qemu_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -109,20 +111,24 @@ static px_err nics(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu
 /* CAN: each controller sits alone on a QEMU can-bus whose host connector
  * is can-host-socketcan; libpxcanshim.so (preloaded) turns that into the
  * node's endpoint socket RUNDIR/can/g<G>c<I>.sock (fabric/can-bus/proto.h,
- * docs/can-shim.md). ctucan_pci has two cores; the first is on the bus. */
+ * docs/can-shim.md). ctucan_pci has two cores; the first is on the bus.
+ * attach: vxcan instead opens the QEMU end pxq<G>c<I> of a vxcan pair the
+ * node made, with no shim: the loader keeps one attach per guest, since
+ * the shim would take over every PF_CAN socket of the QEMU. */
 static px_err cans(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,
                    px_errmsg *em)
 {
     const px_topo_guest *gu = &t->guests[g];
     if (!gu->n_cans)
         return PX_OK;
-    if (!cfg->can_shim || access(cfg->can_shim, R_OK) != 0)
+    bool vxcan = gu->cans[0].attach == PX_TOPO_CAN_ATTACH_VXCAN;
+    if (!vxcan && (!cfg->can_shim || access(cfg->can_shim, R_OK) != 0))
         return px_errmsg_set(em, PX_E_CONFIG,
                              "guest %s: CAN controllers need libpxcanshim.so, not found at %s "
                              "(build plexus, or give plexus-node --can-shim PATH)",
                              gu->name, cfg->can_shim ? cfg->can_shim : "(none)");
     char sock[200];
-    if (snprintf(sock, sizeof(sock), "%s/can/g%uc%u.sock", cfg->rundir, g, gu->n_cans - 1) >= 108)
+    if (!vxcan && snprintf(sock, sizeof(sock), "%s/can/g%uc%u.sock", cfg->rundir, g, gu->n_cans - 1) >= 108)
         return px_errmsg_set(em, PX_E_CONFIG,
                              "guest %s: runtime directory %s is too long for CAN sockets "
                              "(keep it under 90 characters)",
@@ -136,7 +142,10 @@ static px_err cans(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu
         if (!err)
             err = add(c, "-object");
         if (!err)
-            err = add(c, "can-host-socketcan,id=pxch%u,if=g%uc%u,canbus=pxcb%u", i, g, i, i);
+            err = vxcan ? add(c, "can-host-socketcan,id=pxch%u,if=" PX_CAN_VXCAN_QEMU_FMT
+                                 ",canbus=pxcb%u", i, g, i, i)
+                        : add(c, "can-host-socketcan,id=pxch%u,if=g%uc%u,canbus=pxcb%u", i, g, i,
+                              i);
         /* ctucan_pci refuses to start with a core unconnected: its second
          * core gets a bus of its own that nothing else is on. */
         bool ctu = ci->controller == PX_TOPO_CAN_CTUCAN_PCI;
@@ -150,9 +159,9 @@ static px_err cans(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu
             err = ctu ? add(c, "ctucan_pci,canbus0=pxcb%u,canbus1=pxcbx%u,bus=pcie.0", i, i)
                       : add(c, "kvaser_pci,canbus=pxcb%u,bus=pcie.0", i);
     }
-    if (!err)
+    if (!err && !vxcan)
         err = env(c, "LD_PRELOAD=%s", cfg->can_shim);
-    if (!err)
+    if (!err && !vxcan)
         err = env(c, "PLEXUS_CAN_SOCKET_DIR=%s/can", cfg->rundir);
     return err;
 }

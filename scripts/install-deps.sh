@@ -7,7 +7,7 @@ PKGS=(
   build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   clang-format
   libzmq3-dev libsodium-dev libmsgpack-dev libuv1-dev libcmocka-dev
-  libyaml-dev libjansson-dev libmetis-dev
+  libyaml-dev libjansson-dev libmetis-dev libnl-route-3-dev
   python3-pytest python3-zmq iproute2 procps graphviz
   cpio kmod binutils gzip xz-utils libelf1 qemu-system-x86
   tshark

@@ -9,7 +9,10 @@
  * Endpoint numbers are per lab and global: guest index g's CAN controller i
  * is endpoint g * PX_CAN_EPS_PER_GUEST + i + 1, so the home can name a
  * guest's controller (faults) without knowing where the guest runs. Tools
- * use endpoint 1 of their own member id.
+ * use endpoint 1 of their own member id. A bus's k-th host interface (real
+ * CAN hardware, `host_interfaces:`) is endpoint PX_CAN_HOSTIF_EP(k), far
+ * above any guest's (PX_TOPO_MAX_GUESTS * PX_CAN_EPS_PER_GUEST) and below
+ * the gateways' PX_CAN_GW_EP (service.h).
  *
  * Wire messages: PX_MSG_CAN (fabric/core/wire.h); docs/can-bus.md.
  */
@@ -23,6 +26,14 @@
 /* The socket of guest g's controller i in a lab's runtime directory:
  * DIR/can/g<G>c<I>.sock; QEMU's can-host-socketcan if= name is g<G>c<I>. */
 #define PX_CAN_IFNAME_FMT "g%uc%u"
+
+#define PX_CAN_HOSTIF_EP_BASE 0x40000000u
+#define PX_CAN_HOSTIF_EP(k)   (PX_CAN_HOSTIF_EP_BASE + (uint32_t)(k))
+
+/* The node's end and QEMU's end of guest g's controller i's vxcan pair
+ * (attach: vxcan), at most 15 characters for any guest index. */
+#define PX_CAN_VXCAN_NODE_FMT "pxv%uc%u"
+#define PX_CAN_VXCAN_QEMU_FMT "pxq%uc%u"
 
 uint64_t px_can_bus_key(const char *lab, const char *bus);
 uint32_t px_can_member_id(const char *name);

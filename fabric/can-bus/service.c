@@ -556,10 +556,15 @@ static px_err ep_new(svc_bus *b, const px_cansvc_ep_cfg *c, px_errmsg *em)
                        .on_rx = ep_rx,
                        .on_batch = ep_batch,
                        .ud = e};
-    px_err err = px_canep_open(s->loop, &o, &e->ep, em);
+    px_err err = c->socketcan_if[0]
+                     ? px_canep_open_socketcan(s->loop, c->socketcan_if, &o, &e->ep, em)
+                     : px_canep_open(s->loop, &o, &e->ep, em);
     if (err) {
         free(e);
-        return err;
+        if (!c->socketcan_if[0] || !em)
+            return err;
+        px_errmsg why = *em; /* which bus: a host may lack AF_CAN for one */
+        return px_errmsg_set(em, err, "bus %s: %s", b->cfg.name, why.text);
     }
     px_canbus_member_attach(&b->member, c->id);
     b->eps[b->n_eps++] = e;
@@ -610,7 +615,8 @@ static px_err bus_configure(svc_bus *b, const px_cansvc_bus_cfg *c, px_errmsg *e
         bool keep = false;
         for (uint32_t k = 0; k < c->n_eps && !keep; k++)
             keep = c->eps[k].id == b->eps[i]->cfg.id &&
-                   strcmp(c->eps[k].path, b->eps[i]->cfg.path) == 0;
+                   strcmp(c->eps[k].path, b->eps[i]->cfg.path) == 0 &&
+                   strcmp(c->eps[k].socketcan_if, b->eps[i]->cfg.socketcan_if) == 0;
         if (keep) {
             i++;
             continue;

@@ -73,6 +73,10 @@ typedef struct px_cansvc_ep_cfg {
     char ifname[16]; /* inside the guest, for people: "can0" */
     uint32_t id;     /* px_can_guest_ep(guest index, controller index) */
     char path[108];  /* its socket: LABDIR/can/g<G>c<I>.sock */
+    /* Set: a SocketCAN interface instead of the socket (path unused) - the
+     * node's end of a guest's vxcan pair, or a host interface (real CAN
+     * hardware, id PX_CAN_HOSTIF_EP(k)); px_canep_open_socketcan. */
+    char socketcan_if[16];
 } px_cansvc_ep_cfg;
 
 /* Any controller on the bus, on any node: faults name guests. */
