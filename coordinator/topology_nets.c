@@ -12,9 +12,8 @@ static const px_topo_obj net_objs[] = {PX_TOPO_OBJ_CAN_BUS, PX_TOPO_OBJ_ETH_SEGM
                                        PX_TOPO_OBJ_IVSHMEM, PX_TOPO_OBJ_CXL_SWITCH,
                                        PX_TOPO_OBJ_CXL_POOL};
 
-static const char *const can_bus_keys[] = {"type",   "bitrate",  "data_bitrate",    "fd",
-                                           "mode",   "impair",   "gateways",        "host_interfaces",
-                                           NULL};
+static const char *const can_bus_keys[] = {"type",   "bitrate",  "data_bitrate",    "fd", "mode",
+                                           "impair", "gateways", "host_interfaces", NULL};
 static const char *const hostif_keys[] = {"host", "interface", NULL};
 static const char *const gateway_keys[] = {"to", "filter", "modify", "fd", "hops", NULL};
 static const char *const eth_keys[] = {"type", "mode", "vlans", "mtu", "nat", "impair", NULL};

@@ -128,7 +128,8 @@ static px_err cans(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu
                              "(build plexus, or give plexus-node --can-shim PATH)",
                              gu->name, cfg->can_shim ? cfg->can_shim : "(none)");
     char sock[200];
-    if (!vxcan && snprintf(sock, sizeof(sock), "%s/can/g%uc%u.sock", cfg->rundir, g, gu->n_cans - 1) >= 108)
+    if (!vxcan &&
+        snprintf(sock, sizeof(sock), "%s/can/g%uc%u.sock", cfg->rundir, g, gu->n_cans - 1) >= 108)
         return px_errmsg_set(em, PX_E_CONFIG,
                              "guest %s: runtime directory %s is too long for CAN sockets "
                              "(keep it under 90 characters)",
@@ -141,11 +142,11 @@ static px_err cans(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu
             err = add(c, "can-bus,id=pxcb%u", i);
         if (!err)
             err = add(c, "-object");
-        if (!err)
-            err = vxcan ? add(c, "can-host-socketcan,id=pxch%u,if=" PX_CAN_VXCAN_QEMU_FMT
-                                 ",canbus=pxcb%u", i, g, i, i)
-                        : add(c, "can-host-socketcan,id=pxch%u,if=g%uc%u,canbus=pxcb%u", i, g, i,
-                              i);
+        if (!err && vxcan)
+            err = add(c, "can-host-socketcan,id=pxch%u,if=" PX_CAN_VXCAN_QEMU_FMT ",canbus=pxcb%u",
+                      i, g, i, i);
+        else if (!err)
+            err = add(c, "can-host-socketcan,id=pxch%u,if=g%uc%u,canbus=pxcb%u", i, g, i, i);
         /* ctucan_pci refuses to start with a core unconnected: its second
          * core gets a bus of its own that nothing else is on. */
         bool ctu = ci->controller == PX_TOPO_CAN_CTUCAN_PCI;

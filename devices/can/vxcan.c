@@ -137,16 +137,16 @@ px_err px_vxcan_create(const char *name, const char *peer, px_errmsg *em)
                           "node, or a stale pair: ip link del %s)",
                           what, name);
         else if (err == PX_E_AUTH)
-            px_errmsg_set(em, err, "%s: not permitted (%s); plexus-node needs CAP_NET_ADMIN",
-                          what, nl_geterror(r));
+            px_errmsg_set(em, err, "%s: not permitted (%s); plexus-node needs CAP_NET_ADMIN", what,
+                          nl_geterror(r));
         else
             px_errmsg_set(em, err, "%s: cannot create: %s", what, nl_geterror(r));
         goto close_sock;
     }
     const char *failed = name;
     if ((r = set_up(sk, name)) < 0 || (failed = peer, r = set_up(sk, peer)) < 0) {
-        err = px_errmsg_set(em, from_nl(r), "%s: cannot set %s up: %s", what, failed,
-                            nl_geterror(r));
+        err =
+            px_errmsg_set(em, from_nl(r), "%s: cannot set %s up: %s", what, failed, nl_geterror(r));
         del_link(sk, name);
     }
 close_sock:
@@ -186,6 +186,6 @@ bool px_af_can_available(char *why, size_t cap)
     }
     close(fd);
     if (why && cap)
-            *why = '\0';
+        *why = '\0';
     return true;
 }

@@ -83,13 +83,14 @@ static const char *arg_with(const px_qemu_cmd *c, const char *sub)
 static void test_qemu_line_for_vxcan(void **state)
 {
     (void)state;
-    static const char yaml[] = "name: l\n"
-                               "defaults: {image: {kernel: /dev/null}, memory: 128M, cpus: 1}\n"
-                               "nets:\n"
-                               "  bus: {type: can_bus}\n"
-                               "nodes:\n"
-                               "  a: {can: [bus]}\n"
-                               "  b: {can: [{bus: bus, attach: vxcan}, {bus: bus, attach: vxcan}]}\n";
+    static const char yaml[] =
+        "name: l\n"
+        "defaults: {image: {kernel: /dev/null}, memory: 128M, cpus: 1}\n"
+        "nets:\n"
+        "  bus: {type: can_bus}\n"
+        "nodes:\n"
+        "  a: {can: [bus]}\n"
+        "  b: {can: [{bus: bus, attach: vxcan}, {bus: bus, attach: vxcan}]}\n";
     px_topo *t = NULL;
     px_errmsg em = {{0}};
     if (px_topo_load_buffer("t.yaml", yaml, strlen(yaml), &t, &em) != PX_OK)
