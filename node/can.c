@@ -157,7 +157,7 @@ px_err px_node_can_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_er
                 e->id = px_can_guest_ep(gi, ci);
                 if (tg->cans[ci].attach == PX_TOPO_CAN_ATTACH_VXCAN)
                     snprintf(e->socketcan_if, sizeof(e->socketcan_if), PX_CAN_VXCAN_NODE_FMT,
-                             gi, ci);
+                             PX_CAN_VXCAN_TAG(l->name), gi, ci);
                 if (snprintf(e->path, sizeof(e->path), "%s/can/" PX_CAN_IFNAME_FMT ".sock",
                              l->dir, gi, ci) >= (int)sizeof(e->path))
                     err = px_errmsg_set(em, PX_E_CONFIG,
@@ -247,10 +247,9 @@ static px_err vxcan_sync(px_node_lab *l, const px_cansvc_bus_cfg *cfgs, uint32_t
                 have = strcmp(l->vxcan[k], e->socketcan_if) == 0;
             if (have)
                 continue;
-            uint32_t g = 0, ci = 0;
+            uint32_t g = (e->id - 1) / PX_CAN_EPS_PER_GUEST, ci = (e->id - 1) % PX_CAN_EPS_PER_GUEST;
             char peer[16];
-            sscanf(e->socketcan_if, PX_CAN_VXCAN_NODE_FMT, &g, &ci);
-            snprintf(peer, sizeof(peer), PX_CAN_VXCAN_QEMU_FMT, g, ci);
+            snprintf(peer, sizeof(peer), PX_CAN_VXCAN_QEMU_FMT, PX_CAN_VXCAN_TAG(l->name), g, ci);
             px_errmsg why = {{0}};
             px_err err = px_vxcan_create(e->socketcan_if, peer, &why);
             if (err)

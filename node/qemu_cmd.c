@@ -112,7 +112,7 @@ static px_err nics(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu
  * is can-host-socketcan; libpxcanshim.so (preloaded) turns that into the
  * node's endpoint socket RUNDIR/can/g<G>c<I>.sock (fabric/can-bus/proto.h,
  * docs/can-shim.md). ctucan_pci has two cores; the first is on the bus.
- * attach: vxcan instead opens the QEMU end pxq<G>c<I> of a vxcan pair the
+ * attach: vxcan instead opens the QEMU end pxq<LAB><G>c<I> of a vxcan pair the
  * node made, with no shim: the loader keeps one attach per guest, since
  * the shim would take over every PF_CAN socket of the QEMU. */
 static px_err cans(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,
@@ -144,7 +144,7 @@ static px_err cans(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu
             err = add(c, "-object");
         if (!err && vxcan)
             err = add(c, "can-host-socketcan,id=pxch%u,if=" PX_CAN_VXCAN_QEMU_FMT ",canbus=pxcb%u",
-                      i, g, i, i);
+                      i, PX_CAN_VXCAN_TAG(t->name), g, i, i);
         else if (!err)
             err = add(c, "can-host-socketcan,id=pxch%u,if=g%uc%u,canbus=pxcb%u", i, g, i, i);
         /* ctucan_pci refuses to start with a core unconnected: its second

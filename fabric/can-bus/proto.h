@@ -31,9 +31,11 @@
 #define PX_CAN_HOSTIF_EP(k)   (PX_CAN_HOSTIF_EP_BASE + (uint32_t)(k))
 
 /* The node's end and QEMU's end of guest g's controller i's vxcan pair
- * (attach: vxcan), at most 15 characters for any guest index. */
-#define PX_CAN_VXCAN_NODE_FMT "pxv%uc%u"
-#define PX_CAN_VXCAN_QEMU_FMT "pxq%uc%u"
+ * (attach: vxcan): pxv / pxq, 4 hex digits of the lab (two labs on one node
+ * must not collide), g, 'c', i; at most 15 characters for any guest index. */
+#define PX_CAN_VXCAN_NODE_FMT "pxv%04x%uc%u"
+#define PX_CAN_VXCAN_QEMU_FMT "pxq%04x%uc%u"
+#define PX_CAN_VXCAN_TAG(lab) (px_can_member_id(lab) & 0xffffu)
 
 uint64_t px_can_bus_key(const char *lab, const char *bus);
 uint32_t px_can_member_id(const char *name);

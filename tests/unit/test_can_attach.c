@@ -67,8 +67,8 @@ static void test_host_interface_ids(void **state)
     assert_true(top < PX_CAN_HOSTIF_EP(0));
     assert_true(PX_CAN_HOSTIF_EP(PX_TOPO_MAX_HOST_IFS) < 0xfffffff0u); /* PX_CAN_GW_EP */
     char name[32];
-    assert_true(snprintf(name, sizeof(name), PX_CAN_VXCAN_QEMU_FMT, PX_TOPO_MAX_GUESTS - 1,
-                         PX_CAN_EPS_PER_GUEST - 1) < 16);
+    assert_true(snprintf(name, sizeof(name), PX_CAN_VXCAN_QEMU_FMT, 0xffffu,
+                         PX_TOPO_MAX_GUESTS - 1, PX_CAN_EPS_PER_GUEST - 1) < 16);
 }
 
 static const char *arg_with(const px_qemu_cmd *c, const char *sub)
@@ -98,8 +98,13 @@ static void test_qemu_line_for_vxcan(void **state)
     px_qemu_cfg cfg = {.rundir = "/tmp", .accel = PX_TOPO_ACCEL_TCG}; /* no shim at all */
     px_qemu_cmd c;
     assert_int_equal(px_qemu_cmd_build(t, 1, &cfg, &c, &em), PX_OK);
-    assert_non_null(arg_with(&c, "can-host-socketcan,id=pxch0,if=pxq1c0,canbus=pxcb0"));
-    assert_non_null(arg_with(&c, "can-host-socketcan,id=pxch1,if=pxq1c1,canbus=pxcb1"));
+    char want[96];
+    snprintf(want, sizeof(want), "can-host-socketcan,id=pxch0,if=pxq%04x1c0,canbus=pxcb0",
+             PX_CAN_VXCAN_TAG("l"));
+    assert_non_null(arg_with(&c, want));
+    snprintf(want, sizeof(want), "can-host-socketcan,id=pxch1,if=pxq%04x1c1,canbus=pxcb1",
+             PX_CAN_VXCAN_TAG("l"));
+    assert_non_null(arg_with(&c, want));
     assert_null(arg_with(&c, "if=g1c"));
     for (size_t i = 0; i < c.n_env; i++) {
         assert_null(strstr(c.env[i], "LD_PRELOAD"));
