@@ -2,11 +2,11 @@
 # check.sh: every test plexus has, in the order that fails fastest.
 #   1. debug-optimized build with -Werror, unit (and later integration/e2e) tests
 #   2. the same tests in an ASan + UBSan build
-#   3. a short libFuzzer run of every fuzz target (FUZZ_SECONDS each, default 30)
+#   3. a short libFuzzer run of every fuzz target (FUZZ_SECONDS each, default 20)
 # Ends with one line "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 passed=0
 failed=0
 failures=()
