@@ -874,7 +874,7 @@ static void test_million_records_two_loops(void **state)
     double secs = (double)(uv_hrtime() - t0) / 1e9;
     px_chan_stats st;
     px_chan_stats_get(c->ch, &st);
-    print_message("exchange: %u records each way in %.2f s; client sent %llu batches\n", N_EXCHANGE,
+    print_message("# exchange: %u records each way in %.2f s; client sent %llu batches\n", N_EXCHANGE,
                   secs, (unsigned long long)st.batches_sent);
     if (!finished)
         atomic_store(&xf->server_done, true); /* the server thread ends at its deadline */
@@ -1192,7 +1192,7 @@ static void test_receive_budget(void **state)
     assert_false(p.ss.corrupt || p.ss.order_broken);
     /* The pump may run from the poll, idle and prepare phases of one
      * iteration, each with its budget of 256. */
-    print_message("largest burst between loop checks: %llu messages\n",
+    print_message("# largest burst between loop checks: %llu messages\n",
                   (unsigned long long)p.ss.max_burst);
     assert_true(p.ss.max_burst <= 3 * 256);
     uv_close((uv_handle_t *)&check, NULL);
