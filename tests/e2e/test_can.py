@@ -151,6 +151,8 @@ def lab(tmp_path_factory):
 
 
 def test_kvaser_guests_exchange_frames_across_hosts(lab):
+    # The bus's home records it (candump log and pcap) meanwhile.
+    run("can", "record", "body", "on", "--lab", LAB, check=True)
     # s2 (host hb) listens while s1 (host ha) sends, then the other way.
     type_line("s2", "pxcan recv can0 -n 3 -t 30000 > /tmp/r1; echo R1=$?")
     time.sleep(1.5)
@@ -163,6 +165,19 @@ def test_kvaser_guests_exchange_frames_across_hosts(lab):
     assert run_in("s2", "pxcan send can0 321#CAFE", "S2")[0] == 0
     st, out = run_in("s1", "cat /tmp/r2", "C2")
     assert candump_lines(out) == [("321", "CA FE")]
+    run("can", "record", "body", "off", "--lab", LAB, check=True)
+    home = LOCAL_ROOT / LAB / "nodes" / "ha" / LAB / "can"
+    log_lines = (home / "body.log").read_text().split("\n")
+    assert [line.split(" ")[-1] for line in log_lines if line] == \
+        ["123#DEADBEEF", "1ABCDEF0#11", "7FF#", "321#CAFE"], log_lines
+    tshark = shutil.which("tshark")
+    if not tshark:
+        pytest.skip("tshark not installed: the pcap was not read back")
+    t = subprocess.run([tshark, "-r", str(home / "body.pcap"), "-T", "fields", "-e", "can.id",
+                        "-e", "data.data"], capture_output=True, text=True, timeout=60)
+    rows = [r.split("\t") for r in t.stdout.strip().split("\n")]
+    assert [(int(r[0], 0), r[1] if len(r) > 1 else "") for r in rows] == \
+        [(0x123, "deadbeef"), (0x1ABCDEF0, "11"), (0x7FF, ""), (0x321, "cafe")], t.stdout + t.stderr
 
 
 def test_fd_guests_exchange_fd_frames(lab):
