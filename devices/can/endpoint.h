@@ -64,9 +64,14 @@ px_err px_canep_open(uv_loop_t *loop, const px_canep_opts *o, px_canep **out, px
 px_err px_canep_open_socketcan(uv_loop_t *loop, const char *ifname, const px_canep_opts *o,
                                px_canep **out, px_errmsg *em);
 
-/* To QEMU. PX_E_CLOSED when nobody is connected, PX_E_AGAIN when QEMU's
- * socket buffer is full (both counted in tx_dropped). */
+#define PX_CANEP_OUTQ 64u /* frames queued for one sendmmsg */
+
+/* To QEMU: queued, and sent by px_canep_flush (or when PX_CANEP_OUTQ frames
+ * wait) in one system call. PX_E_CLOSED when nobody is connected (counted
+ * in tx_dropped). Frames QEMU's full socket does not take at the flush are
+ * dropped and counted in tx_dropped (a receive overrun). */
 px_err px_canep_send(px_canep *ep, const px_can_frame *f);
+void px_canep_flush(px_canep *ep);
 
 /* Stop / resume reading frames from QEMU. */
 void px_canep_pause(px_canep *ep, bool paused);

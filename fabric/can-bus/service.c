@@ -197,6 +197,8 @@ static void flush_bus(svc_bus *b)
 {
     flush_sub(b);
     flush_out(b);
+    for (uint32_t i = 0; i < b->n_eps; i++)
+        px_canep_flush(b->eps[i]->ep);
 }
 
 /* ---- member side ---- */
@@ -306,7 +308,7 @@ static void gateways(svc_bus *b, const px_canbus_msg *m)
         }
         if (d->is_home) {
             home_submit(d, d->self_id, PX_CAN_GW_EP, hops + 1, &out, NULL);
-            flush_out(d);
+            flush_bus(d);
             continue;
         }
         px_canbus_msg g = {.src_node = d->self_id,

@@ -13,7 +13,7 @@
  * plane and are delivered to like member nodes.
  *
  * Flow control: an endpoint has at most a window of frames submitted but
- * not yet back as TX-complete (64 on an ideal bus, 16 on a timed one); at the
+ * not yet back as TX-complete (256 on an ideal bus, 16 on a timed one); at the
  * window it stops reading from QEMU. A frame the home does not put on the
  * bus comes back as a refusal (sequence 0) and is counted.
  *
@@ -43,7 +43,7 @@
 #define PX_CANSVC_MAX_MEMBERS 64u
 #define PX_CAN_EPS_PER_GUEST_MAX 32u
 #define PX_CANSVC_MAX_TOOLS   16u
-#define PX_CANSVC_WINDOW_IDEAL 64u
+#define PX_CANSVC_WINDOW_IDEAL 256u
 #define PX_CANSVC_WINDOW_TIMED 16u
 #define PX_CANSVC_MAX_BUS_EPS  256u /* controllers on one bus, all nodes */
 #define PX_CANSVC_MAX_GWS      64u  /* gateways from one bus */
