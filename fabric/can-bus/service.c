@@ -659,6 +659,17 @@ static px_err bus_configure(svc_bus *b, const px_cansvc_bus_cfg *c, px_errmsg *e
             b->wall_off_ns = wall_offset();
         }
         b->synced = false;
+        /* Frames in flight to the old home will never come back: count
+         * them and give every controller its window back. */
+        for (uint32_t i = 0; i < b->n_eps; i++) {
+            svc_ep *e = b->eps[i];
+            e->unconfirmed += e->inflight;
+            e->inflight = 0;
+            if (e->paused) {
+                e->paused = false;
+                px_canep_pause(e->ep, false);
+            }
+        }
     }
     /* Endpoints that arrive. */
     for (uint32_t k = 0; k < c->n_eps; k++) {
