@@ -402,3 +402,54 @@ def test_tools_faults_gateways_and_recording(tmp_path, lab):
         assert got == [(0x1ABCDEF0, True, "1122"), (0x7FF, False, "")], t.stdout + t.stderr
     for e in (a, b, c, p):
         e.close()
+
+
+TOPO_FAULTS = """\
+name: {name}
+defaults: {{image: builtin:tiny, memory: 128M, cpus: 1}}
+hosts:
+  ha: {{cpus: 8, memory: 4G}}
+  hb: {{cpus: 8, memory: 4G}}
+nets:
+  body: {{type: can_bus, bitrate: 500k}}
+  lossy: {{type: can_bus, bitrate: 500k, impair: {{loss: 100%}}}}
+placement:
+  pin: {{a: ha, b: hb, body: ha, lossy: hb}}
+nodes:
+  a: {{can: [body, lossy]}}
+  b: {{can: [body, lossy]}}
+faults:
+  - name: b-off
+    type: can_bus_off
+    guest: b
+    net: body
+    at: 1s
+    duration: 1s
+"""
+
+
+def test_topology_faults(tmp_path, lab):
+    """The topology's impairment and a scheduled fault act on their own."""
+    up(tmp_path, lab, TOPO_FAULTS.format(name=lab))
+    a, b = Endpoint(lab, "ha", 0), Endpoint(lab, "hb", 1)
+    a_lossy, b_lossy = Endpoint(lab, "ha", 0, 1), Endpoint(lab, "hb", 1, 1)
+    # loss: 100% on `lossy`: nothing goes through, every frame is counted.
+    for k in range(5):
+        a_lossy.send(frame(0x100 + k, b"\x01"))
+    time.sleep(0.5)
+    assert b_lossy.got == []
+    st = json.loads(run("--json", "can", "stats", "lossy", "--lab", lab, check=True).stdout)
+    home = next(x["home"] for x in st if "home" in x)
+    assert home["frames"] == 0 and home["fault"]["counters"]["dropped"] == 5, home
+    # b-off: b's controller is told it is bus-off about 1 s after the lab
+    # came up, and that it restarted about 1 s later; in between it hears
+    # nothing of the bus.
+    wait_until("b bus-off", lambda: any(f[0] == 0x20000040 for f in b.frames()), timeout=10)
+    a.send(frame(0x200, b"\x02"))
+    time.sleep(0.2)
+    assert all(f[0] & 0x20000000 for f in b.frames()), b.frames()
+    wait_until("b restarted", lambda: any(f[0] == 0x20000100 for f in b.frames()), timeout=10)
+    a.send(frame(0x201, b"\x03"))
+    wait_until("b hears the bus again", lambda: b.frames()[-1] == (0x201, 0, b"\x03"), timeout=10)
+    for e in (a, b, a_lossy, b_lossy):
+        e.close()
