@@ -179,9 +179,9 @@ void px_lab_send_plan(px_coord *c, px_lab *lab, uint32_t h)
             /* The home learns its members. */
             for (uint32_t k = 0; lab->plan.net_home[n] == h && k < lab->plan.n_hosts; k++)
                 if (host_on_net(lab, k, n) && p->n_members < PX_WIRE_MAX_ROWS)
-                    p->members[p->n_members++] = (px_plan_member){
-                        .net = p->nets[p->n_nets - 1].name,
-                        .node = px_str_c(lab->plan.hosts[k].name)};
+                    p->members[p->n_members++] =
+                        (px_plan_member){.net = p->nets[p->n_nets - 1].name,
+                                         .node = px_str_c(lab->plan.hosts[k].name)};
         }
         for (uint32_t k = 0; k < lab->plan.n_hosts && p->n_peers < PX_WIRE_MAX_PEERS; k++) {
             const px_cnode *peer = px_coord_node(c, lab->plan.hosts[k].name);

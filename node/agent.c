@@ -388,8 +388,7 @@ static void apply_plan(px_node *n, const px_msg_plan *p)
     /* Endpoints first: QEMU connects to them as it starts. */
     if (px_node_can_apply(n, l, p, &em) != PX_OK) {
         snprintf(err_text, sizeof(err_text), "CAN: %s", em.text);
-        PX_WARN("node", "lab's CAN buses cannot be set up", "lab=%s detail=\"%s\"", lab,
-                em.text);
+        PX_WARN("node", "lab's CAN buses cannot be set up", "lab=%s detail=\"%s\"", lab, em.text);
         send_status(n, lab, p->epoch, "failed", err_text, NULL);
         return;
     }

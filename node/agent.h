@@ -81,9 +81,9 @@ typedef enum px_node_accel {
 typedef struct px_node {
     uv_loop_t *loop;
     px_transport *tp;
-    px_chan *ctl;  /* CLIENT to the coordinator */
-    px_chan *data; /* SERVER for peer nodes */
-    px_mesh mesh;  /* CLIENT links to peer nodes */
+    px_chan *ctl;          /* CLIENT to the coordinator */
+    px_chan *data;         /* SERVER for peer nodes */
+    px_mesh mesh;          /* CLIENT links to peer nodes */
     struct px_cansvc *can; /* CAN buses (fabric/can-bus/service.h) */
     uv_timer_t hb;
     px_node_opts opts;

@@ -57,8 +57,7 @@ px_err px_node_can_start(px_node *n, px_errmsg *em)
     return PX_OK;
 }
 
-static px_err vxcan_sync(px_node_lab *l, const px_cansvc_bus_cfg *cfgs, uint32_t nb,
-                         px_errmsg *em);
+static px_err vxcan_sync(px_node_lab *l, const px_cansvc_bus_cfg *cfgs, uint32_t nb, px_errmsg *em);
 
 /* The CAN buses of lab l that this node homes, has guests or host CAN
  * interfaces on. */
@@ -86,8 +85,7 @@ px_err px_node_can_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_er
         c->data_bitrate = (uint32_t)(tb->fd ? tb->data_bitrate : 0);
         for (uint32_t k = 0; k < p->n_members && c->n_members < PX_CANSVC_MAX_MEMBERS; k++)
             if (px_str_eq(p->members[k].net, name))
-                px_str_copy(c->members[c->n_members++], sizeof(c->members[0]),
-                            p->members[k].node);
+                px_str_copy(c->members[c->n_members++], sizeof(c->members[0]), p->members[k].node);
         c->loss_ppm = tb->impair.loss_ppm;
         c->corrupt_ppm = tb->impair.corrupt_ppm;
         /* Every controller on the bus, wherever it runs: faults name guests. */
@@ -116,11 +114,20 @@ px_err px_node_can_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_er
                 continue;
             px_cansvc_fault_cfg *fc = &c->faults[c->n_faults];
             switch (tf->type) {
-            case PX_TOPO_FAULT_CAN_ERROR: fc->kind = PX_CANFAULT_K_CAN_ERROR; break;
-            case PX_TOPO_FAULT_CAN_BUS_OFF: fc->kind = PX_CANFAULT_K_BUS_OFF; break;
-            case PX_TOPO_FAULT_LINK_DOWN: fc->kind = PX_CANFAULT_K_LINK_DOWN; break;
-            case PX_TOPO_FAULT_IMPAIR: fc->kind = PX_CANFAULT_K_IMPAIR; break;
-            default: continue;
+            case PX_TOPO_FAULT_CAN_ERROR:
+                fc->kind = PX_CANFAULT_K_CAN_ERROR;
+                break;
+            case PX_TOPO_FAULT_CAN_BUS_OFF:
+                fc->kind = PX_CANFAULT_K_BUS_OFF;
+                break;
+            case PX_TOPO_FAULT_LINK_DOWN:
+                fc->kind = PX_CANFAULT_K_LINK_DOWN;
+                break;
+            case PX_TOPO_FAULT_IMPAIR:
+                fc->kind = PX_CANFAULT_K_IMPAIR;
+                break;
+            default:
+                continue;
             }
             snprintf(fc->name, sizeof(fc->name), "%s", tf->name);
             fc->at_ms = tf->at_ns / 1000000;
@@ -158,8 +165,8 @@ px_err px_node_can_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_er
                 if (tg->cans[ci].attach == PX_TOPO_CAN_ATTACH_VXCAN)
                     snprintf(e->socketcan_if, sizeof(e->socketcan_if), PX_CAN_VXCAN_NODE_FMT,
                              PX_CAN_VXCAN_TAG(l->name), gi, ci);
-                if (snprintf(e->path, sizeof(e->path), "%s/can/" PX_CAN_IFNAME_FMT ".sock",
-                             l->dir, gi, ci) >= (int)sizeof(e->path))
+                if (snprintf(e->path, sizeof(e->path), "%s/can/" PX_CAN_IFNAME_FMT ".sock", l->dir,
+                             gi, ci) >= (int)sizeof(e->path))
                     err = px_errmsg_set(em, PX_E_CONFIG,
                                         "bus %s: runtime directory %s is too long for CAN "
                                         "sockets (keep it under 90 characters)",
@@ -207,8 +214,7 @@ static void vxcan_drop(px_node_lab *l)
 /* The vxcan pairs of lab l's guests here are exactly those cfgs name:
  * pairs no longer named go, new ones are made (before the service opens
  * their node ends and before QEMU opens the others). */
-static px_err vxcan_sync(px_node_lab *l, const px_cansvc_bus_cfg *cfgs, uint32_t nb,
-                         px_errmsg *em)
+static px_err vxcan_sync(px_node_lab *l, const px_cansvc_bus_cfg *cfgs, uint32_t nb, px_errmsg *em)
 {
     uint32_t want = 0;
     for (uint32_t b = 0; b < nb; b++)
@@ -247,7 +253,8 @@ static px_err vxcan_sync(px_node_lab *l, const px_cansvc_bus_cfg *cfgs, uint32_t
                 have = strcmp(l->vxcan[k], e->socketcan_if) == 0;
             if (have)
                 continue;
-            uint32_t g = (e->id - 1) / PX_CAN_EPS_PER_GUEST, ci = (e->id - 1) % PX_CAN_EPS_PER_GUEST;
+            uint32_t g = (e->id - 1) / PX_CAN_EPS_PER_GUEST,
+                     ci = (e->id - 1) % PX_CAN_EPS_PER_GUEST;
             char peer[16];
             snprintf(peer, sizeof(peer), PX_CAN_VXCAN_QEMU_FMT, PX_CAN_VXCAN_TAG(l->name), g, ci);
             px_errmsg why = {{0}};
@@ -279,8 +286,7 @@ void px_node_can_msg(void *ud, const px_peer *from, const px_msg *m)
         PX_DEBUG("node", "data-plane message without a service", "type=%u", m->env.type);
 }
 
-void px_node_can_tool(px_node *n, const px_msg_tool *t, px_msg_tool_reply *out,
-                      px_cansvc_reply *r)
+void px_node_can_tool(px_node *n, const px_msg_tool *t, px_msg_tool_reply *out, px_cansvc_reply *r)
 {
     memset(r, 0, sizeof(*r));
     if (t->n_args >= 1 && px_str_eq(t->args[0], "can") && n->can) {

@@ -16,7 +16,6 @@ void px_node_can_remove(px_node *n, const char *lab);
 void px_node_can_msg(void *ud, const px_peer *from, const px_msg *m);
 
 /* Answer a TOOL from the coordinator; out's strings point into r. */
-void px_node_can_tool(px_node *n, const px_msg_tool *t, px_msg_tool_reply *out,
-                      px_cansvc_reply *r);
+void px_node_can_tool(px_node *n, const px_msg_tool *t, px_msg_tool_reply *out, px_cansvc_reply *r);
 
 #endif

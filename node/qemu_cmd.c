@@ -269,17 +269,17 @@ static px_err image_args(const px_topo *t, const px_topo_guest *gu, const px_qem
                          (unsigned long long)b->data_bitrate);
             else
                 snprintf(rates, sizeof(rates), "%llu", (unsigned long long)b->bitrate);
-            snprintf(canspec + l, sizeof(canspec) - l, "%scan%u:%s", i ? "," : " plexus.can=",
-                     ifidx, rates);
+            snprintf(canspec + l, sizeof(canspec) - l, "%scan%u:%s",
+                     i ? "," : " plexus.can=", ifidx, rates);
             ifidx += gu->cans[i].controller == PX_TOPO_CAN_CTUCAN_PCI ? 2 : 1;
         }
     }
     if (!err) {
         err = add(c, "-append");
         if (!err)
-            err = add(c, "console=ttyS0 panic=-1 no_timer_check plexus.name=%s%s%s%s%s%s", gu->name, canspec,
-                      append ? " " : "", append ? append : "", cfg->extra_append ? " " : "",
-                      cfg->extra_append ? cfg->extra_append : "");
+            err = add(c, "console=ttyS0 panic=-1 no_timer_check plexus.name=%s%s%s%s%s%s", gu->name,
+                      canspec, append ? " " : "", append ? append : "",
+                      cfg->extra_append ? " " : "", cfg->extra_append ? cfg->extra_append : "");
     }
     return err;
 }

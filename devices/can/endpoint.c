@@ -98,14 +98,20 @@ static void on_conn(uv_poll_t *p, int status, int events)
     if (nm < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         nm = 0;
     if (nm == 0 && (events & UV_DISCONNECT)) {
-        PX_INFO("can", ep->socketcan ? "host CAN interface gone" : "QEMU disconnected from "
-                "endpoint", "ep=%s", ep->name);
+        PX_INFO("can",
+                ep->socketcan ? "host CAN interface gone"
+                              : "QEMU disconnected from "
+                                "endpoint",
+                "ep=%s", ep->name);
         conn_close(ep);
         return;
     }
     if (nm < 0) {
-        PX_INFO("can", ep->socketcan ? "host CAN interface gone" : "QEMU disconnected from "
-                "endpoint", "ep=%s err=\"%s\"", ep->name, strerror(errno));
+        PX_INFO("can",
+                ep->socketcan ? "host CAN interface gone"
+                              : "QEMU disconnected from "
+                                "endpoint",
+                "ep=%s err=\"%s\"", ep->name, strerror(errno));
         conn_close(ep);
         return;
     }
@@ -113,14 +119,17 @@ static void on_conn(uv_poll_t *p, int status, int events)
         size_t n = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? sizeof(bufs[i]) : msgs[i].msg_len;
         if (n == 0) {
             /* SOCK_SEQPACKET: a zero-length read is the peer's end. */
-            PX_INFO("can", ep->socketcan ? "host CAN interface gone" : "QEMU disconnected from "
-                    "endpoint", "ep=%s", ep->name);
+            PX_INFO("can",
+                    ep->socketcan ? "host CAN interface gone"
+                                  : "QEMU disconnected from "
+                                    "endpoint",
+                    "ep=%s", ep->name);
             conn_close(ep);
             break;
         }
         px_can_frame f;
-        px_can_status cs = ep->socketcan ? px_can_from_linux(bufs[i], n, &f)
-                                         : px_can_from_wire(bufs[i], n, &f);
+        px_can_status cs =
+            ep->socketcan ? px_can_from_linux(bufs[i], n, &f) : px_can_from_wire(bufs[i], n, &f);
         if (cs != PX_CAN_OK && ep->socketcan) {
             /* A real bus has no one to cut off: count it and go on. */
             ep->st.malformed++;
@@ -313,8 +322,8 @@ px_err px_canep_open_socketcan(uv_loop_t *loop, const char *ifname, const px_can
     struct ifreq ifr;
     memset(&ifr, 0, sizeof(ifr));
     if (!*ifname || strlen(ifname) >= sizeof(ifr.ifr_name))
-        return px_errmsg_set(em, PX_E_CONFIG, "CAN endpoint %s: bad interface name '%s'",
-                             o->name, ifname);
+        return px_errmsg_set(em, PX_E_CONFIG, "CAN endpoint %s: bad interface name '%s'", o->name,
+                             ifname);
     int fd = socket(PF_CAN, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, CAN_RAW);
     if (fd < 0) {
         int e = errno;
@@ -332,12 +341,11 @@ px_err px_canep_open_socketcan(uv_loop_t *loop, const char *ifname, const px_can
     memcpy(ifr.ifr_name, ifname, strlen(ifname));
     struct sockaddr_can sa = {.can_family = AF_CAN};
     if (ioctl(fd, SIOCGIFINDEX, &ifr) != 0 ||
-        (sa.can_ifindex = ifr.ifr_ifindex,
-         bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)) {
+        (sa.can_ifindex = ifr.ifr_ifindex, bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)) {
         int e = errno;
         close(fd);
-        return px_errmsg_set(em, PX_E_IO, "CAN endpoint %s: host interface %s: %s", o->name,
-                             ifname, strerror(e));
+        return px_errmsg_set(em, PX_E_IO, "CAN endpoint %s: host interface %s: %s", o->name, ifname,
+                             strerror(e));
     }
     px_canep *ep = calloc(1, sizeof(*ep));
     if (!ep) {

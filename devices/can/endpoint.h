@@ -29,11 +29,11 @@
 typedef struct px_canep px_canep;
 
 typedef struct px_canep_stats {
-    uint64_t rx;          /* frames from QEMU */
-    uint64_t tx;          /* frames to QEMU */
-    uint64_t tx_dropped;  /* frames for QEMU dropped: not connected or not reading */
-    uint64_t malformed;   /* messages from QEMU that were not frames (each cut it off) */
-    uint64_t connects;    /* connections accepted */
+    uint64_t rx;         /* frames from QEMU */
+    uint64_t tx;         /* frames to QEMU */
+    uint64_t tx_dropped; /* frames for QEMU dropped: not connected or not reading */
+    uint64_t malformed;  /* messages from QEMU that were not frames (each cut it off) */
+    uint64_t connects;   /* connections accepted */
     bool connected;
 } px_canep_stats;
 
@@ -43,9 +43,9 @@ typedef void (*px_canep_rx_cb)(void *ud, px_canep *ep, const px_can_frame *f);
 typedef void (*px_canep_batch_cb)(void *ud, px_canep *ep);
 
 typedef struct px_canep_opts {
-    const char *path; /* socket path; must fit sun_path; an old file there is replaced */
-    const char *name; /* for logs: "lab/guest/can0" */
-    uint32_t id;      /* the caller's number for it */
+    const char *path;   /* socket path; must fit sun_path; an old file there is replaced */
+    const char *name;   /* for logs: "lab/guest/can0" */
+    uint32_t id;        /* the caller's number for it */
     unsigned max_batch; /* frames read per wake-up (0 = 64): frames read are all passed on */
     px_canep_rx_cb on_rx;
     px_canep_batch_cb on_batch; /* may be NULL */

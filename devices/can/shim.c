@@ -51,14 +51,14 @@
 
 #include "devices/can/frame.h"
 
-#define SHIM_MAX_FD        65536 /* fds at or above are never CAN sockets */
-#define SHIM_MAX_SOCKS     64    /* CAN sockets open at once */
-#define SHIM_MAX_IFS       64    /* interface names handed an ifindex */
-#define SHIM_IFINDEX_BASE  7000  /* fake ifindex of interface slot 0 */
-#define SHIM_MAX_DRAIN     64    /* bad messages skipped in one read() */
-#define SHIM_MAX_FILTERS   512   /* as Linux's CAN_RAW_FILTER_MAX */
-#define SHIM_PREFIX        "plexus-can-shim: "
-#define SHIM_SEND_FLAGS    (MSG_NOSIGNAL | MSG_DONTWAIT)
+#define SHIM_MAX_FD       65536 /* fds at or above are never CAN sockets */
+#define SHIM_MAX_SOCKS    64    /* CAN sockets open at once */
+#define SHIM_MAX_IFS      64    /* interface names handed an ifindex */
+#define SHIM_IFINDEX_BASE 7000  /* fake ifindex of interface slot 0 */
+#define SHIM_MAX_DRAIN    64    /* bad messages skipped in one read() */
+#define SHIM_MAX_FILTERS  512   /* as Linux's CAN_RAW_FILTER_MAX */
+#define SHIM_PREFIX       "plexus-can-shim: "
+#define SHIM_SEND_FLAGS   (MSG_NOSIGNAL | MSG_DONTWAIT)
 /* How long a write waits for room when the node's socket is full: the bus
  * is busy (the node stops reading a controller whose window is full), so
  * the guest's transmission waits, as on a real bus, for up to this long;

@@ -16,9 +16,9 @@
 #include "fabric/core/fsutil.h"
 #include "fabric/core/log.h"
 
-#define MAX_BUSES        256u
-#define HOUSEKEEP_MS     1000u
-#define TOOL_TIMEOUT_MS  6000u
+#define MAX_BUSES         256u
+#define HOUSEKEEP_MS      1000u
+#define TOOL_TIMEOUT_MS   6000u
 #define INFLIGHT_STALL_MS 3000u
 
 struct svc_bus;
@@ -72,7 +72,7 @@ typedef struct svc_bus {
     svc_tool tools[PX_CANSVC_MAX_TOOLS];
     int64_t wall_off_ns; /* bus time (CLOCK_MONOTONIC) + this = Unix time */
     uint64_t next_wake_ns;
-    svc_batch out; /* DELIVER for remote members and tools */
+    svc_batch out;    /* DELIVER for remote members and tools */
     uint64_t wire_ns; /* wire time of emitted frames, both modes */
     uint64_t refused, bad_frames, unauthorised, fd_refused;
     uint64_t load_mark_ms, load_mark_wire_ns;
@@ -287,8 +287,8 @@ static void record_frame(svc_bus *b, const px_canbus_msg *m, uint64_t wall)
         px_canpcap_write_frame(b->rec_pcap, sec, usec, &m->frame, NULL);
 }
 
-static void home_submit(svc_bus *b, uint32_t node, uint32_t ep, uint64_t tag,
-                        const px_can_frame *f, const px_peer *tool);
+static void home_submit(svc_bus *b, uint32_t node, uint32_t ep, uint64_t tag, const px_can_frame *f,
+                        const px_peer *tool);
 static svc_bus *bus_find(px_cansvc *s, const char *lab, const char *name, uint32_t *idx);
 
 /* Gateways of bus b (at its home): a frame on b that a rule forwards goes
@@ -311,10 +311,8 @@ static void gateways(svc_bus *b, const px_canbus_msg *m)
             flush_bus(d);
             continue;
         }
-        px_canbus_msg g = {.src_node = d->self_id,
-                           .src_ep = PX_CAN_GW_EP,
-                           .src_tag = hops + 1,
-                           .frame = out};
+        px_canbus_msg g = {
+            .src_node = d->self_id, .src_ep = PX_CAN_GW_EP, .src_tag = hops + 1, .frame = out};
         batch_add(&d->sub, &g, 0, 0);
         flush_sub(d);
     }
@@ -331,7 +329,7 @@ static uint64_t nominal_ns(const px_can_frame *f, uint32_t br, uint32_t dbr)
     uint64_t data = (f->can_id & PX_CAN_RTR_FLAG) ? 0 : 8ull * f->len;
     if (!(f->flags & PX_CANFD_FDF))
         return ((ext ? 67u : 47u) + data) * 1000000000ull / br;
-    uint64_t arb = (ext ? 36u : 17u) + 12u;                /* ... BRS; ACK, EOF, IFS */
+    uint64_t arb = (ext ? 36u : 17u) + 12u;                             /* ... BRS; ACK, EOF, IFS */
     uint64_t dp = 1u + 4u + data + 4u + (f->len > 16 ? 21u : 17u) + 1u; /* ESI .. CRC del */
     uint32_t rate = (f->flags & PX_CANFD_BRS) && dbr ? dbr : br;
     return arb * 1000000000ull / br + dp * 1000000000ull / rate;
@@ -343,8 +341,8 @@ static void home_emit(void *ud, const px_canbus_msg *m)
     uint64_t wall = (uint64_t)((int64_t)m->ts_ns + b->wall_off_ns);
     uint64_t dur = 0;
     if (b->cfg.mode == PX_CANBUS_IDEAL)
-        b->wire_ns += b->cfg.bitrate ? nominal_ns(&m->frame, b->cfg.bitrate,
-                                                  b->cfg.data_bitrate) : 0;
+        b->wire_ns +=
+            b->cfg.bitrate ? nominal_ns(&m->frame, b->cfg.bitrate, b->cfg.data_bitrate) : 0;
     else if (px_can_duration_ns(&m->frame, b->cfg.bitrate,
                                 b->cfg.data_bitrate ? b->cfg.data_bitrate : b->cfg.bitrate, &dur,
                                 NULL) == PX_OK)
@@ -435,8 +433,8 @@ static void schedule_wake(px_cansvc *s);
 /* A frame for the bus from member node `node` (or a tool, or a gateway).
  * Guest controllers' frames are judged by the fault state of their
  * endpoint; tools' and gateways' only by the bus's. */
-static void home_submit(svc_bus *b, uint32_t node, uint32_t ep, uint64_t tag,
-                        const px_can_frame *f, const px_peer *tool)
+static void home_submit(svc_bus *b, uint32_t node, uint32_t ep, uint64_t tag, const px_can_frame *f,
+                        const px_peer *tool)
 {
     if ((f->flags & PX_CANFD_FDF) && !b->cfg.fd) {
         b->fd_refused++;
@@ -609,9 +607,9 @@ static svc_bus *bus_find(px_cansvc *s, const char *lab, const char *name, uint32
 static px_err bus_configure(svc_bus *b, const px_cansvc_bus_cfg *c, px_errmsg *em)
 {
     px_cansvc *s = b->svc;
-    bool home_changed = !b->home || strcmp(b->cfg.home, c->home) != 0 ||
-                        b->cfg.mode != c->mode || b->cfg.bitrate != c->bitrate ||
-                        b->cfg.data_bitrate != c->data_bitrate || b->cfg.fd != c->fd;
+    bool home_changed = !b->home || strcmp(b->cfg.home, c->home) != 0 || b->cfg.mode != c->mode ||
+                        b->cfg.bitrate != c->bitrate || b->cfg.data_bitrate != c->data_bitrate ||
+                        b->cfg.fd != c->fd;
     /* Endpoints that leave. */
     for (uint32_t i = 0; i < b->n_eps;) {
         bool keep = false;
@@ -822,8 +820,8 @@ static void on_join(svc_bus *b, const px_peer *from, const px_msg_can *m, bool l
             if (!b->tools[i].used)
                 t = &b->tools[i];
         if (!t) {
-            PX_WARN("can", "too many tools on a bus; join refused", "lab=%s bus=%s max=%u",
-                    b->lab, b->cfg.name, PX_CANSVC_MAX_TOOLS);
+            PX_WARN("can", "too many tools on a bus; join refused", "lab=%s bus=%s max=%u", b->lab,
+                    b->cfg.name, PX_CANSVC_MAX_TOOLS);
             return;
         }
         memset(t, 0, sizeof(*t));
@@ -933,7 +931,8 @@ static void on_housekeep(uv_timer_t *t)
                 now - e->progress_ms > INFLIGHT_STALL_MS) {
                 /* The home never answered (unreachable, restarted): count
                  * the frames and take the endpoint's window back. */
-                PX_WARN("can", "frames never confirmed by the bus home", "lab=%s bus=%s ep=%s "
+                PX_WARN("can", "frames never confirmed by the bus home",
+                        "lab=%s bus=%s ep=%s "
                         "frames=%u home=%s",
                         b->lab, b->cfg.name, px_canep_name(e->ep), e->inflight, b->cfg.home);
                 e->unconfirmed += e->inflight;
@@ -1013,7 +1012,6 @@ static const char *ep_label(void *ud, uint32_t ep)
     return NULL;
 }
 
-
 static void reply_set(px_cansvc_reply *r, px_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -1051,8 +1049,8 @@ static void tool_stats(px_cansvc *s, svc_bus *b, px_cansvc_reply *r)
         double elapsed = (double)(now - b->start_ms) * 1e6;
         double load = elapsed > 0 ? 100.0 * (double)b->wire_ns / elapsed : 0;
         double win_ns = (double)(now - b->load_mark_ms) * 1e6;
-        double load_now = win_ns > 0 ? 100.0 * (double)(b->wire_ns - b->load_mark_wire_ns) / win_ns
-                                     : 0;
+        double load_now =
+            win_ns > 0 ? 100.0 * (double)(b->wire_ns - b->load_mark_wire_ns) / win_ns : 0;
         b->load_mark_ms = now;
         b->load_mark_wire_ns = b->wire_ns;
         uint32_t ntools = 0;
@@ -1075,16 +1073,16 @@ static void tool_stats(px_cansvc *s, svc_bus *b, px_cansvc_reply *r)
             "\"frames\":%llu,\"bytes\":%llu,\"wire_ns\":%llu,\"load_pct\":%.3f,"
             "\"errors\":%llu,\"drops\":%llu,\"pushed_back\":%llu,\"invalid\":%llu,"
             "\"fd_refused\":%llu,\"unauthorised\":%llu,\"members\":%u,\"tools\":%u}",
-            b->cfg.mode == PX_CANBUS_TIMED ? "timed" : "ideal", b->cfg.bitrate,
-            b->cfg.data_bitrate, b->cfg.fd ? "true" : "false", (unsigned long long)st->frames,
+            b->cfg.mode == PX_CANBUS_TIMED ? "timed" : "ideal", b->cfg.bitrate, b->cfg.data_bitrate,
+            b->cfg.fd ? "true" : "false", (unsigned long long)st->frames,
             (unsigned long long)st->bytes, (unsigned long long)b->wire_ns, load,
             (unsigned long long)st->errors, (unsigned long long)drops,
-            (unsigned long long)st->pushed_back,
-            (unsigned long long)(st->invalid + b->bad_frames), (unsigned long long)b->fd_refused,
-            (unsigned long long)b->unauthorised, b->cfg.n_members, ntools);
+            (unsigned long long)st->pushed_back, (unsigned long long)(st->invalid + b->bad_frames),
+            (unsigned long long)b->fd_refused, (unsigned long long)b->unauthorised,
+            b->cfg.n_members, ntools);
         const px_canfault_stats *fs = &b->fault.stats;
-        uint64_t fdrops = fs->dropped + fs->refused_down + fs->refused_busoff +
-                          fs->refused_partition;
+        uint64_t fdrops =
+            fs->dropped + fs->refused_down + fs->refused_busoff + fs->refused_partition;
         app(t, tc, "faults: dropped %llu, corrupted %llu, error frames %llu\n",
             (unsigned long long)fdrops, (unsigned long long)fs->corrupted,
             (unsigned long long)fs->error_frames);
@@ -1100,14 +1098,18 @@ static void tool_stats(px_cansvc *s, svc_bus *b, px_cansvc_reply *r)
             app(j, jc, ",\"gateways\":[");
             for (uint32_t i = 0; i < b->cfg.n_gws; i++) {
                 const px_cangw_stats *gs = &b->gws[i].stats;
-                app(t, tc, "gateway to %s: forwarded %llu, filtered %llu, hop limit %llu, "
-                    "invalid %llu\n", b->cfg.gws[i].to, (unsigned long long)gs->forwarded,
+                app(t, tc,
+                    "gateway to %s: forwarded %llu, filtered %llu, hop limit %llu, "
+                    "invalid %llu\n",
+                    b->cfg.gws[i].to, (unsigned long long)gs->forwarded,
                     (unsigned long long)gs->filtered, (unsigned long long)gs->hop_limited,
                     (unsigned long long)gs->invalid);
-                app(j, jc, "%s{\"to\":\"%s\",\"forwarded\":%llu,\"filtered\":%llu,"
-                    "\"hop_limited\":%llu,\"invalid\":%llu}", i ? "," : "", b->cfg.gws[i].to,
-                    (unsigned long long)gs->forwarded, (unsigned long long)gs->filtered,
-                    (unsigned long long)gs->hop_limited, (unsigned long long)gs->invalid);
+                app(j, jc,
+                    "%s{\"to\":\"%s\",\"forwarded\":%llu,\"filtered\":%llu,"
+                    "\"hop_limited\":%llu,\"invalid\":%llu}",
+                    i ? "," : "", b->cfg.gws[i].to, (unsigned long long)gs->forwarded,
+                    (unsigned long long)gs->filtered, (unsigned long long)gs->hop_limited,
+                    (unsigned long long)gs->invalid);
             }
             app(j, jc, "]}");
         }
@@ -1128,14 +1130,16 @@ static void tool_stats(px_cansvc *s, svc_bus *b, px_cansvc_reply *r)
                 "refused %llu, unconfirmed %llu, malformed %llu (cut off)\n",
                 e->cfg.guest, e->cfg.ifname, es->connected ? "connected" : "not connected",
                 (unsigned long long)es->rx, (unsigned long long)es->tx,
-                (unsigned long long)es->tx_dropped, (unsigned long long)(e->refused + e->fd_refused),
+                (unsigned long long)es->tx_dropped,
+                (unsigned long long)(e->refused + e->fd_refused),
                 (unsigned long long)e->unconfirmed, (unsigned long long)es->malformed);
             app(j, jc,
                 "%s{\"guest\":\"%s\",\"if\":\"%s\",\"connected\":%s,\"rx\":%llu,\"tx\":%llu,"
                 "\"tx_dropped\":%llu,\"refused\":%llu,\"unconfirmed\":%llu,\"malformed\":%llu}",
                 i ? "," : "", e->cfg.guest, e->cfg.ifname, es->connected ? "true" : "false",
                 (unsigned long long)es->rx, (unsigned long long)es->tx,
-                (unsigned long long)es->tx_dropped, (unsigned long long)(e->refused + e->fd_refused),
+                (unsigned long long)es->tx_dropped,
+                (unsigned long long)(e->refused + e->fd_refused),
                 (unsigned long long)e->unconfirmed, (unsigned long long)es->malformed);
         }
         app(j, jc, "]}");
@@ -1177,12 +1181,12 @@ static void tool_record(svc_bus *b, const px_msg_tool *tm, px_cansvc_reply *r)
     if (!b->rec_log || !b->rec_pcap) {
         int e = errno;
         rec_close(b);
-        reply_set(r, PX_E_IO, "bus %s: cannot open the recording in %s: %s", b->cfg.name,
-                  b->candir, strerror(e));
+        reply_set(r, PX_E_IO, "bus %s: cannot open the recording in %s: %s", b->cfg.name, b->candir,
+                  strerror(e));
         return;
     }
-    reply_set(r, PX_OK, "bus %s: recording on node %s to %s and %s", b->cfg.name, b->svc->self,
-              log, pcap);
+    reply_set(r, PX_OK, "bus %s: recording on node %s to %s and %s", b->cfg.name, b->svc->self, log,
+              pcap);
     app(r->json, sizeof(r->json), "{\"node\":\"%s\",\"log\":\"%s\",\"pcap\":\"%s\"}", b->svc->self,
         log, pcap);
 }
@@ -1209,8 +1213,8 @@ static void tool_fault(svc_bus *b, const px_msg_tool *tm, px_cansvc_reply *r)
         }
         return;
     }
-    px_err err = px_canfault_command(&b->fault, argc, argv, resolve_guest, b, summary,
-                                     sizeof(summary), &em);
+    px_err err =
+        px_canfault_command(&b->fault, argc, argv, resolve_guest, b, summary, sizeof(summary), &em);
     r->code = err;
     if (!b->is_home)
         return;

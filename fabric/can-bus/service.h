@@ -40,15 +40,15 @@
 #include "fabric/core/transport.h"
 #include "fabric/core/wire.h"
 
-#define PX_CANSVC_MAX_MEMBERS 64u
+#define PX_CANSVC_MAX_MEMBERS    64u
 #define PX_CAN_EPS_PER_GUEST_MAX 32u
-#define PX_CANSVC_MAX_TOOLS   16u
-#define PX_CANSVC_WINDOW_IDEAL 256u
-#define PX_CANSVC_WINDOW_TIMED 16u
-#define PX_CANSVC_MAX_BUS_EPS  256u /* controllers on one bus, all nodes */
-#define PX_CANSVC_MAX_GWS      64u  /* gateways from one bus */
-#define PX_CANSVC_MAX_FAULTS   16u  /* scheduled faults on one bus */
-#define PX_CAN_GW_EP           0xfffffff0u /* source endpoint of gatewayed frames; tag = hops */
+#define PX_CANSVC_MAX_TOOLS      16u
+#define PX_CANSVC_WINDOW_IDEAL   256u
+#define PX_CANSVC_WINDOW_TIMED   16u
+#define PX_CANSVC_MAX_BUS_EPS    256u        /* controllers on one bus, all nodes */
+#define PX_CANSVC_MAX_GWS        64u         /* gateways from one bus */
+#define PX_CANSVC_MAX_FAULTS     16u         /* scheduled faults on one bus */
+#define PX_CAN_GW_EP             0xfffffff0u /* source endpoint of gatewayed frames; tag = hops */
 
 typedef struct px_cansvc px_cansvc;
 

@@ -44,20 +44,20 @@
 
 /* Message types. Values are part of the protocol: never renumber. */
 typedef enum px_msg_type {
-    PX_MSG_HELLO = 1,      /* first message on every connection, both ways */
-    PX_MSG_HEARTBEAT = 2,  /* liveness and load */
-    PX_MSG_ERROR = 3,      /* a request failed or a peer misbehaved */
-    PX_MSG_PROBE = 4,      /* timestamped payload: tests, benches, latency checks */
-    PX_MSG_REGISTER = 5,   /* node -> coordinator: capacity, features, labs it runs */
-    PX_MSG_REGISTERED = 6, /* coordinator -> node: its id and heartbeat period */
-    PX_MSG_PLAN = 7,       /* coordinator -> node: one lab's work for this node */
-    PX_MSG_STATUS = 8,     /* node -> coordinator: outcome of a plan */
-    PX_MSG_REQUEST = 9,    /* CLI -> coordinator: up, down, status, nodes */
-    PX_MSG_REPLY = 10,     /* coordinator -> CLI */
-    PX_MSG_CAN = 11,       /* data plane: CAN frames to a bus home, from it to members */
-    PX_MSG_TOOL = 12,      /* CLI -> coordinator -> node: a fabric tool command */
+    PX_MSG_HELLO = 1,       /* first message on every connection, both ways */
+    PX_MSG_HEARTBEAT = 2,   /* liveness and load */
+    PX_MSG_ERROR = 3,       /* a request failed or a peer misbehaved */
+    PX_MSG_PROBE = 4,       /* timestamped payload: tests, benches, latency checks */
+    PX_MSG_REGISTER = 5,    /* node -> coordinator: capacity, features, labs it runs */
+    PX_MSG_REGISTERED = 6,  /* coordinator -> node: its id and heartbeat period */
+    PX_MSG_PLAN = 7,        /* coordinator -> node: one lab's work for this node */
+    PX_MSG_STATUS = 8,      /* node -> coordinator: outcome of a plan */
+    PX_MSG_REQUEST = 9,     /* CLI -> coordinator: up, down, status, nodes */
+    PX_MSG_REPLY = 10,      /* coordinator -> CLI */
+    PX_MSG_CAN = 11,        /* data plane: CAN frames to a bus home, from it to members */
+    PX_MSG_TOOL = 12,       /* CLI -> coordinator -> node: a fabric tool command */
     PX_MSG_TOOL_REPLY = 13, /* node -> coordinator -> CLI */
-    PX_MSG_TYPE_MAX        /* one past the highest type */
+    PX_MSG_TYPE_MAX         /* one past the highest type */
 } px_msg_type;
 
 /* Borrowed views into the decoded buffer: valid as long as that buffer is;
@@ -265,21 +265,21 @@ typedef struct px_msg_can {
 
 typedef struct px_msg_tool { /* CLI -> coordinator -> the node homing `net` */
     px_str lab;
-    px_str net;                            /* the fabric object the command is about */
-    uint32_t n_args;                       /* e.g. "can" "stats" */
+    px_str net;      /* the fabric object the command is about */
+    uint32_t n_args; /* e.g. "can" "stats" */
     px_str args[PX_WIRE_MAX_TOOL_ARGS];
-    px_str client;                         /* coordinator -> node: the CLI's public key */
-    uint64_t id;                           /* coordinator -> node: correlation id */
-    uint32_t json;                         /* 1: the CLI wants JSON in `json` */
+    px_str client; /* coordinator -> node: the CLI's public key */
+    uint64_t id;   /* coordinator -> node: correlation id */
+    uint32_t json; /* 1: the CLI wants JSON in `json` */
 } px_msg_tool;
 
 typedef struct px_msg_tool_reply {
-    uint64_t id;       /* the TOOL's id (node -> coordinator) */
-    int32_t code;      /* px_err */
-    px_str message;    /* human-readable result, or the error and a hint */
-    px_str json;       /* machine-readable result when asked for */
-    px_str endpoint;   /* data endpoint of the node to stream from/to, if any */
-    px_str key;        /* that endpoint's public key */
+    uint64_t id;     /* the TOOL's id (node -> coordinator) */
+    int32_t code;    /* px_err */
+    px_str message;  /* human-readable result, or the error and a hint */
+    px_str json;     /* machine-readable result when asked for */
+    px_str endpoint; /* data endpoint of the node to stream from/to, if any */
+    px_str key;      /* that endpoint's public key */
 } px_msg_tool_reply;
 
 typedef struct px_msg {

@@ -261,12 +261,18 @@ static const px_wire_struct tool_reply_desc =
 /* ---- registry ---- */
 
 static const px_wire_struct *const registry[PX_MSG_TYPE_MAX] = {
-    [PX_MSG_HELLO] = &hello_desc,       [PX_MSG_HEARTBEAT] = &heartbeat_desc,
-    [PX_MSG_ERROR] = &error_desc,       [PX_MSG_PROBE] = &probe_desc,
-    [PX_MSG_REGISTER] = &register_desc, [PX_MSG_REGISTERED] = &registered_desc,
-    [PX_MSG_PLAN] = &plan_desc,         [PX_MSG_STATUS] = &status_desc,
-    [PX_MSG_REQUEST] = &request_desc,   [PX_MSG_REPLY] = &reply_desc,
-    [PX_MSG_CAN] = &can_desc,           [PX_MSG_TOOL] = &tool_desc,
+    [PX_MSG_HELLO] = &hello_desc,
+    [PX_MSG_HEARTBEAT] = &heartbeat_desc,
+    [PX_MSG_ERROR] = &error_desc,
+    [PX_MSG_PROBE] = &probe_desc,
+    [PX_MSG_REGISTER] = &register_desc,
+    [PX_MSG_REGISTERED] = &registered_desc,
+    [PX_MSG_PLAN] = &plan_desc,
+    [PX_MSG_STATUS] = &status_desc,
+    [PX_MSG_REQUEST] = &request_desc,
+    [PX_MSG_REPLY] = &reply_desc,
+    [PX_MSG_CAN] = &can_desc,
+    [PX_MSG_TOOL] = &tool_desc,
     [PX_MSG_TOOL_REPLY] = &tool_reply_desc,
 };
 

@@ -67,8 +67,8 @@ static void test_host_interface_ids(void **state)
     assert_true(top < PX_CAN_HOSTIF_EP(0));
     assert_true(PX_CAN_HOSTIF_EP(PX_TOPO_MAX_HOST_IFS) < 0xfffffff0u); /* PX_CAN_GW_EP */
     char name[32];
-    assert_true(snprintf(name, sizeof(name), PX_CAN_VXCAN_QEMU_FMT, 0xffffu,
-                         PX_TOPO_MAX_GUESTS - 1, PX_CAN_EPS_PER_GUEST - 1) < 16);
+    assert_true(snprintf(name, sizeof(name), PX_CAN_VXCAN_QEMU_FMT, 0xffffu, PX_TOPO_MAX_GUESTS - 1,
+                         PX_CAN_EPS_PER_GUEST - 1) < 16);
 }
 
 static const char *arg_with(const px_qemu_cmd *c, const char *sub)

@@ -874,8 +874,8 @@ static void test_million_records_two_loops(void **state)
     double secs = (double)(uv_hrtime() - t0) / 1e9;
     px_chan_stats st;
     px_chan_stats_get(c->ch, &st);
-    print_message("# exchange: %u records each way in %.2f s; client sent %llu batches\n", N_EXCHANGE,
-                  secs, (unsigned long long)st.batches_sent);
+    print_message("# exchange: %u records each way in %.2f s; client sent %llu batches\n",
+                  N_EXCHANGE, secs, (unsigned long long)st.batches_sent);
     if (!finished)
         atomic_store(&xf->server_done, true); /* the server thread ends at its deadline */
     pthread_join(th, NULL);

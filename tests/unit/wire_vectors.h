@@ -213,8 +213,8 @@ static inline size_t wire_vectors(px_msg *out, size_t max, int with_huge)
         m.body.can.op = PX_CAN_DELIVER;
         m.body.can.node = 0xa5a5a5a5u;
         m.body.can.n_recs = 2;
-        m.body.can.recs[0] = (px_can_rec){.seq = 1, .ts_ns = 1000, .node = 7, .ep = 1, .tag = 9,
-                                          .frame = {f1, sizeof(f1)}};
+        m.body.can.recs[0] = (px_can_rec){
+            .seq = 1, .ts_ns = 1000, .node = 7, .ep = 1, .tag = 9, .frame = {f1, sizeof(f1)}};
         m.body.can.recs[1] = (px_can_rec){.seq = UINT64_MAX, .frame = {f2, sizeof(f2)}};
         WV_ADD(m);
         m = wv_env(PX_MSG_CAN, 3, 0, 78);
@@ -234,12 +234,13 @@ static inline size_t wire_vectors(px_msg *out, size_t max, int with_huge)
     m.body.tool.json = 1;
     WV_ADD(m);
     m = wv_env(PX_MSG_TOOL_REPLY, 0, 0, 12);
-    m.body.tool_reply = (px_msg_tool_reply){.id = 5,
-                                            .code = PX_E_NOTFOUND,
-                                            .message = px_str_c("no bus x"),
-                                            .json = px_str_c("{}"),
-                                            .endpoint = px_str_c("tcp://10.0.0.2:7700"),
-                                            .key = px_str_c("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7")};
+    m.body.tool_reply =
+        (px_msg_tool_reply){.id = 5,
+                            .code = PX_E_NOTFOUND,
+                            .message = px_str_c("no bus x"),
+                            .json = px_str_c("{}"),
+                            .endpoint = px_str_c("tcp://10.0.0.2:7700"),
+                            .key = px_str_c("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7")};
     WV_ADD(m);
     m = wv_env(PX_MSG_REPLY, 0, 0, 11);
     m.body.reply.code = PX_E_NOTFOUND;
