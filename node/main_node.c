@@ -41,11 +41,12 @@ static const char usage[] =
     "                           'planned'): exercise the control plane alone\n"
     "  -h, --help               this text\n";
 
-/* $PLEXUS_IMAGE_DIR, else the build tree (build/node/../guest), else the
- * installed location. */
-static const char *default_image_dir(char *buf, size_t len)
+/* $ENV, else REL next to the build tree's node/ directory (build/node/REL,
+ * e.g. "../guest"), else the installed location. */
+static const char *default_path(const char *env_name, const char *rel, const char *installed,
+                                char *buf, size_t len)
 {
-    const char *env = getenv("PLEXUS_IMAGE_DIR");
+    const char *env = getenv(env_name);
     if (env && *env)
         return env;
     char self[4096];
@@ -55,38 +56,12 @@ static const char *default_image_dir(char *buf, size_t len)
         char *slash = strrchr(self, '/');
         if (slash) {
             *slash = '\0';
-            snprintf(buf, len, "%s/../guest", self);
+            snprintf(buf, len, "%s/%s", self, rel);
             if (access(buf, R_OK) == 0)
                 return buf;
         }
     }
-    return "/usr/share/plexus/guest";
-}
-
-/* $PLEXUS_CAN_SHIM, else the build tree (build/node/../devices/can), else
- * the installed location. */
-static const char *default_can_shim(char *buf, size_t len)
-{
-    const char *env = getenv("PLEXUS_CAN_SHIM");
-    if (env && *env)
-        return env;
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n > 0) {
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash) {
-            *slash = '\0';
-            char *up = strrchr(self, '/');
-            if (up) {
-                *up = '\0';
-                snprintf(buf, len, "%s/devices/can/libpxcanshim.so", self);
-                if (access(buf, R_OK) == 0)
-                    return buf;
-            }
-        }
-    }
-    return "/usr/lib/plexus/libpxcanshim.so";
+    return installed;
 }
 
 static void stop_node(void *ud)
@@ -197,10 +172,12 @@ int main(int argc, char **argv)
         snprintf(runtime, sizeof(runtime), "/run/plexus/%s", o.name);
     char images[4096];
     if (!o.image_dir)
-        o.image_dir = default_image_dir(images, sizeof(images));
+        o.image_dir = default_path("PLEXUS_IMAGE_DIR", "../guest", "/usr/share/plexus/guest",
+                                   images, sizeof(images));
     char shim[4096];
     if (!o.can_shim)
-        o.can_shim = default_can_shim(shim, sizeof(shim));
+        o.can_shim = default_path("PLEXUS_CAN_SHIM", "../devices/can/libpxcanshim.so",
+                                  "/usr/lib/plexus/libpxcanshim.so", shim, sizeof(shim));
     if (!o.cache_dir)
         o.cache_dir = geteuid() == 0 ? "/var/cache/plexus" : NULL;
     o.runtime_dir = runtime;
