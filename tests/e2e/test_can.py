@@ -35,7 +35,7 @@ import pytest
 
 import sys
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import BUILD, PLEXUS, alive, run, wait_until  # noqa: E402
+from plexus_test import BUILD, PLEXUS, CanStats, alive, run, wait_until  # noqa: E402
 
 IMAGE = Path(os.environ.get("PLEXUS_IMAGE_DIR", BUILD / "guest")) / "tiny"
 BOOT_TIMEOUT = 180  # six TCG guests on 2 cores
@@ -193,11 +193,6 @@ def test_fd_guests_exchange_fd_frames(lab):
     assert lines[0][1].replace(" ", "") == data
 
 
-def stats(bus):
-    st = json.loads(run("--json", "can", "stats", bus, "--lab", LAB, check=True).stdout)
-    return next(x["home"] for x in st if "home" in x), st
-
-
 def test_three_senders_one_order(lab):
     n = 40
     for g in ("s1", "s2", "s3", "r"):
@@ -247,13 +242,13 @@ def test_timed_bus_saturated_by_guests(lab):
     for g, cid in ids.items():
         type_line(g, f"while true; do pxcan send can1 -n 500 {cid}#5555555555555555; done "
                      f"> /dev/null 2>&1 &")
-    wait_until("the slow bus to fill", lambda: stats("slow")[0]["frames"] > 200, timeout=60)
+    wait_until("the slow bus to fill", lambda: CanStats(LAB, "slow").home["frames"] > 200, timeout=60)
     dump = subprocess.Popen([str(PLEXUS), "--json", "can", "dump", "slow", "-n", "1000",
                              "-t", "20000", "--lab", LAB], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    before, t0 = stats("slow")[0], time.monotonic()
+    before, t0 = CanStats(LAB, "slow").home, time.monotonic()
     time.sleep(4.0)
-    after, t1 = stats("slow")[0], time.monotonic()
+    after, t1 = CanStats(LAB, "slow").home, time.monotonic()
     out, err = dump.communicate(timeout=60)
     for g in ids:
         type_line(g, "kill %1")
@@ -288,15 +283,10 @@ def test_member_killed_mid_run_others_keep_running(lab):
     st, out = run_in("r", "wait; cat /tmp/k", "K2", timeout=120)
     assert [i for i, _ in candump_lines(out)].count("111") == 60, out
     # s3 was not there for some of them: its endpoint counted them.
-    p = run("--json", "can", "stats", "body", "--lab", LAB, check=True)
-    nodes = json.loads(p.stdout)
-    nodes = nodes if isinstance(nodes, list) else nodes.get("nodes", nodes)
-    eps = {e["guest"]: e for x in nodes if "member" in x for e in x["member"]["endpoints"]}
-    assert eps["s3"]["tx_dropped"] > 0
-    assert all(x["member"]["lost"] == 0 for x in nodes if "member" in x)
+    st = CanStats(LAB, "body")
+    assert st.eps["s3"]["tx_dropped"] > 0
+    assert all(m["lost"] == 0 for m in st.members)
     # It restarts (restart: on-failure) and hears the bus again.
     wait_until("s3 to boot again", lambda: log("s3").count("PLEXUS-GUEST-READY name=s3") >= 2,
                timeout=BOOT_TIMEOUT, interval=0.5)
-    wait_until("s3 reconnected", lambda: {e["guest"]: e for x in json.loads(
-        run("--json", "can", "stats", "body", "--lab", LAB, check=True).stdout)
-        if "member" in x for e in x["member"]["endpoints"]}["s3"]["connected"], timeout=60)
+    wait_until("s3 reconnected", lambda: CanStats(LAB, "body").eps["s3"]["connected"], timeout=60)

@@ -15,7 +15,6 @@ Real guests are in tests/e2e/test_can.py.
 
 Run: PX_BUILD_DIR=build /usr/bin/python3 -m pytest tests/integration/test_can_bus.py
 """
-import json
 import os
 import re
 import shutil
@@ -31,7 +30,7 @@ import pytest
 
 import sys
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import PLEXUS, run, wait_until  # noqa: E402
+from plexus_test import PLEXUS, CanStats, run, wait_until  # noqa: E402
 
 LOCAL_ROOT = Path("/run/plexus/local") if os.geteuid() == 0 else Path(
     os.environ.get("XDG_RUNTIME_DIR", f"/tmp/plexus-{os.geteuid()}")) / "plexus" / "local"
@@ -88,17 +87,6 @@ class Endpoint:
             pass
         self.sock.close()
         self.thread.join(5)
-
-
-def can_stats(lab, bus):
-    p = run("--json", "can", "stats", bus, "--lab", lab, check=True)
-    return json.loads(p.stdout)
-
-
-def home_stats(lab, bus):
-    st = can_stats(lab, bus)
-    nodes = st if isinstance(st, list) else st.get("nodes", st)
-    return next(n["home"] for n in nodes if "home" in n), nodes
 
 
 def up(tmp_path, name, text):
@@ -165,10 +153,10 @@ def test_one_order_for_every_member_across_three_hosts(tmp_path, lab):
         others = [f for f in full if f[0] != cid]
         assert eps[g].frames() == others, f"{g} saw a different order than d"
     # Nothing lost anywhere, and the counters say so.
-    home, nodes = home_stats(lab, "body")
-    assert home["frames"] == 3 * n
-    assert home["drops"] == 0
-    members = [x["member"] for x in nodes if "member" in x]
+    st = CanStats(lab, "body")
+    assert st.home["frames"] == 3 * n
+    assert st.home["drops"] == 0
+    members = st.members
     assert len(members) == 3
     assert all(m["lost"] == 0 and m["stale"] == 0 for m in members)
     assert sum(m["delivered"] for m in members) == 3 * 3 * n
@@ -190,9 +178,7 @@ def test_malformed_frame_cuts_off_that_endpoint_alone(tmp_path, lab):
     a.send(frame(0x124, b"\x01"))
     wait_until("b to receive after reconnecting", lambda: b.got, timeout=10)
     assert b.frames() == [(0x124, 0, b"\x01")]
-    _, nodes = home_stats(lab, "body")
-    eps = [e for x in nodes if "member" in x for e in x["member"]["endpoints"]]
-    by_guest = {e["guest"]: e for e in eps}
+    by_guest = CanStats(lab, "body").eps
     assert by_guest["b"]["malformed"] == 1
     assert by_guest["a"]["malformed"] == 0
     for e in (a, b, c):
@@ -212,9 +198,7 @@ def test_fd_frames_carry_on_an_fd_bus_only(tmp_path, lab):
     a.send(frame(0x322, b"\x05"))
     wait_until("b to receive the classic frame", lambda: b.got, timeout=10)
     assert b.frames() == [(0x322, 0, b"\x05")]
-    _, nodes = home_stats(lab, "body")
-    eps = [e for x in nodes if "member" in x for e in x["member"]["endpoints"]]
-    assert {e["guest"]: e["refused"] for e in eps}["a"] == 1
+    assert CanStats(lab, "body").eps["a"]["refused"] == 1
     for e in (a_fd, b_fd, a, b):
         e.close()
 
@@ -258,10 +242,10 @@ def test_timed_mode_carries_the_physical_maximum_and_lowest_id_wins(tmp_path, la
     for t in threads:
         t.start()
     wait_until("traffic at d", lambda: len(eps["d"].got) > 100, timeout=10)
-    before = home_stats(lab, "slow")[0]
+    before = CanStats(lab, "slow").home
     t0 = time.monotonic()
     time.sleep(3.0)
-    after = home_stats(lab, "slow")[0]
+    after = CanStats(lab, "slow").home
     t1 = time.monotonic()
     stop.set()
     for t in threads:
@@ -343,8 +327,7 @@ def test_tools_faults_gateways_and_recording(tmp_path, lab):
     wait_until("b to get the gatewayed frames", lambda: len(b.got) >= 2, timeout=10)
     time.sleep(0.3)
     assert b.frames() == [(0x200, 0, b"\xaa"), (0x200, 0, b"\xcc")]
-    st = json.loads(run("--json", "can", "stats", "powertrain", "--lab", lab, check=True).stdout)
-    gw = next(n["home"]["gateways"] for n in st if "home" in n)
+    gw = CanStats(lab, "powertrain").home["gateways"]
     assert gw == [{"to": "chassis", "forwarded": 2, "filtered": 1, "hop_limited": 0,
                    "invalid": 0}]
 
@@ -372,11 +355,9 @@ def test_tools_faults_gateways_and_recording(tmp_path, lab):
     run("can", "fault", "body", "--drop", "100%", "--lab", lab, check=True)
     a.send(frame(0x15, b"\x06"))
     time.sleep(0.5)
-    st = json.loads(run("--json", "can", "stats", "body", "--lab", lab, check=True).stdout)
-    eps = {e["guest"]: e for x in st if "member" in x for e in x["member"]["endpoints"]}
-    home = next(x["home"] for x in st if "home" in x)
-    assert eps["a"]["refused"] >= 1 and home["fault"]["counters"]["dropped"] >= 1, st
-    assert all(x["member"]["lost"] == 0 for x in st if "member" in x)
+    st = CanStats(lab, "body")
+    assert st.eps["a"]["refused"] >= 1 and st.home["fault"]["counters"]["dropped"] >= 1, st.nodes
+    assert all(m["lost"] == 0 for m in st.members)
     bad = run("can", "fault", "body", "--drop", "lots", "--lab", lab)
     assert bad.returncode != 0 and '"lots"' in bad.stderr and "ppm" in bad.stderr
     run("can", "fault", "body", "--clear", "--lab", lab, check=True)
@@ -438,8 +419,7 @@ def test_topology_faults(tmp_path, lab):
         a_lossy.send(frame(0x100 + k, b"\x01"))
     time.sleep(0.5)
     assert b_lossy.got == []
-    st = json.loads(run("--json", "can", "stats", "lossy", "--lab", lab, check=True).stdout)
-    home = next(x["home"] for x in st if "home" in x)
+    home = CanStats(lab, "lossy").home
     assert home["frames"] == 0 and home["fault"]["counters"]["dropped"] == 5, home
     # b-off: b's controller is told it is bus-off about 1 s after the lab
     # came up, and that it restarted about 1 s later; in between it hears

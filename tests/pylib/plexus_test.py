@@ -46,3 +46,15 @@ def alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (ProcessLookupError, FileNotFoundError):
         return False
+
+
+class CanStats:
+    """`plexus --json can stats BUS`: the home's counters, every node's
+    entry, and the controllers' counters by guest name."""
+
+    def __init__(self, lab, bus):
+        p = run("--json", "can", "stats", bus, "--lab", lab, check=True)
+        self.nodes = json.loads(p.stdout)
+        self.home = next(n["home"] for n in self.nodes if "home" in n)
+        self.members = [n["member"] for n in self.nodes if "member" in n]
+        self.eps = {e["guest"]: e for m in self.members for e in m["endpoints"]}
