@@ -10,6 +10,8 @@
 
 #include <yaml.h>
 
+#include "fabric/core/text.h"
+
 /* ---- arena ---- */
 
 #define CHUNK_MIN (64u * 1024u)
@@ -372,37 +374,12 @@ static void join_words(char *out, size_t cap, const char *const *words)
     }
 }
 
-static unsigned edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned row[65];
-    if (la > 64 || lb > 64)
-        return 99;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = (unsigned)j;
-    for (size_t i = 1; i <= la; i++) {
-        unsigned diag = row[0];
-        row[0] = (unsigned)i;
-        for (size_t j = 1; j <= lb; j++) {
-            unsigned up = row[j];
-            unsigned best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 const char *pxt_suggest(const char *s, const char *const *words)
 {
     const char *best = NULL;
     unsigned best_d = 3;
     for (size_t i = 0; words[i]; i++) {
-        unsigned d = edit_distance(s, words[i]);
+        unsigned d = px_edit_distance(s, words[i]);
         if (d < best_d) {
             best_d = d;
             best = words[i];

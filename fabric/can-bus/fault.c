@@ -7,6 +7,8 @@
 
 #if defined(__linux__) && __has_include(<linux/can/error.h>)
 #include <linux/can/error.h>
+
+#include "fabric/core/text.h"
 _Static_assert(PX_CANERR_DLC == CAN_ERR_DLC, "CAN_ERR_DLC");
 _Static_assert(PX_CANERR_CRTL == CAN_ERR_CRTL, "CAN_ERR_CRTL");
 _Static_assert(PX_CANERR_PROT == CAN_ERR_PROT, "CAN_ERR_PROT");
@@ -638,32 +640,6 @@ typedef struct cmd {
     uint32_t n_guests;
 } cmd;
 
-/* Edit distance up to 3 (then it stops counting); for "did you mean". */
-static unsigned edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 32 || lb > 32)
-        return 99;
-    unsigned row[33];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = (unsigned)j;
-    for (size_t i = 1; i <= la; i++) {
-        unsigned diag = row[0];
-        row[0] = (unsigned)i;
-        for (size_t j = 1; j <= lb; j++) {
-            unsigned up = row[j];
-            unsigned best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /* em: argument N "TEXT": what; expected forms [(hint: ...)] */
 static px_err arg_fail(px_errmsg *em, px_err code, int i, const char *arg, const char *what,
                        const char *expected, const char *hint)
@@ -732,7 +708,7 @@ static px_err parse_cmd(int argc, const char *const *argv, px_canfault_resolve_c
             char name[40] = "", hint[64] = "";
             snprintf(name, sizeof(name), "%.*s", (int)(nlen < 39 ? nlen : 39), a);
             for (unsigned j = 0; j < A_COUNT && a[0] == '-'; j++)
-                if (edit_distance(name, opts[j].name) <= 2) {
+                if (px_edit_distance(name, opts[j].name) <= 2) {
                     snprintf(hint, sizeof(hint), "did you mean %s?", opts[j].name);
                     break;
                 }
