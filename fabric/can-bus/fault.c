@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fabric/core/text.h"
+
 #if defined(__linux__) && __has_include(<linux/can/error.h>)
 #include <linux/can/error.h>
-
-#include "fabric/core/text.h"
 _Static_assert(PX_CANERR_DLC == CAN_ERR_DLC, "CAN_ERR_DLC");
 _Static_assert(PX_CANERR_CRTL == CAN_ERR_CRTL, "CAN_ERR_CRTL");
 _Static_assert(PX_CANERR_PROT == CAN_ERR_PROT, "CAN_ERR_PROT");
