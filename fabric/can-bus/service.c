@@ -70,6 +70,7 @@ typedef struct svc_bus {
     uint32_t member_ids[PX_CANSVC_MAX_MEMBERS];
     bool has_remote; /* members other than this node */
     svc_tool tools[PX_CANSVC_MAX_TOOLS];
+    uint32_t n_tools;    /* tools[] in use */
     int64_t wall_off_ns; /* bus time (CLOCK_MONOTONIC) + this = Unix time */
     uint64_t next_wake_ns;
     svc_batch out;    /* DELIVER for remote members and tools */
@@ -352,10 +353,7 @@ static void home_emit(void *ud, const px_canbus_msg *m)
     w.ts_ns = wall;
     if (b->is_member)
         member_deliver(b, &w);
-    bool tools = false;
-    for (uint32_t i = 0; i < PX_CANSVC_MAX_TOOLS && !tools; i++)
-        tools = b->tools[i].used;
-    if (b->has_remote || tools) {
+    if (b->has_remote || b->n_tools) {
         batch_add(&b->out, &w, w.seq, wall);
         if (b->out.n == PX_WIRE_MAX_CAN_BATCH)
             flush_out(b);
@@ -811,8 +809,10 @@ static void on_join(svc_bus *b, const px_peer *from, const px_msg_can *m, bool l
     }
     svc_tool *t = tool_by_peer(b, from);
     if (leave) {
-        if (t)
+        if (t) {
             t->used = false;
+            b->n_tools--;
+        }
         return;
     }
     if (!t) {
@@ -826,6 +826,7 @@ static void on_join(svc_bus *b, const px_peer *from, const px_msg_can *m, bool l
         }
         memset(t, 0, sizeof(*t));
         t->used = true;
+        b->n_tools++;
         t->id = m->node;
         PX_INFO("can", "tool joined bus", "lab=%s bus=%s", b->lab, b->cfg.name);
     }
@@ -921,6 +922,7 @@ static void on_housekeep(uv_timer_t *t)
         for (uint32_t k = 0; k < PX_CANSVC_MAX_TOOLS; k++)
             if (b->tools[k].used && now - b->tools[k].last_ms > TOOL_TIMEOUT_MS) {
                 b->tools[k].used = false;
+                b->n_tools--;
                 PX_INFO("can", "tool left bus (silent)", "lab=%s bus=%s", b->lab, b->cfg.name);
             }
         for (uint32_t k = 0; k < b->n_eps; k++) {
@@ -1053,9 +1055,7 @@ static void tool_stats(px_cansvc *s, svc_bus *b, px_cansvc_reply *r)
             win_ns > 0 ? 100.0 * (double)(b->wire_ns - b->load_mark_wire_ns) / win_ns : 0;
         b->load_mark_ms = now;
         b->load_mark_wire_ns = b->wire_ns;
-        uint32_t ntools = 0;
-        for (uint32_t i = 0; i < PX_CANSVC_MAX_TOOLS; i++)
-            ntools += b->tools[i].used;
+        uint32_t ntools = b->n_tools;
         uint64_t drops = b->refused;
         app(t, tc,
             "bus %s (home %s, %s, %u bit/s%s): frames %llu, bytes %llu, load %.1f%% "
