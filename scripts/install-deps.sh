@@ -10,7 +10,7 @@ PKGS=(
   libyaml-dev libjansson-dev libmetis-dev libnl-route-3-dev
   python3-pytest python3-zmq iproute2 procps graphviz
   cpio kmod binutils gzip xz-utils libelf1 qemu-system-x86
-  tshark
+  tshark libslirp-dev libglib2.0-dev libpcap-dev vde2
 )
 
 missing=()
