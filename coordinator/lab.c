@@ -110,18 +110,28 @@ static bool host_gateways_into(const px_lab *lab, uint32_t h, uint32_t n)
     return false;
 }
 
-/* Host h has a SocketCAN interface (real CAN hardware) on CAN bus net n.
- * Topology hosts and plan hosts match by name: the loader made sure the
- * interface's host is under hosts:, and the first placement that every
- * such host is a registered node. */
+/* Host h has a host interface on net n: a SocketCAN interface (real CAN
+ * hardware) on a CAN bus, a TAP on an Ethernet segment. Topology hosts and
+ * plan hosts match by name: the loader made sure the interface's host is
+ * under hosts:, and the first placement that every such host is a
+ * registered node. */
 static bool host_has_host_if(const px_lab *lab, uint32_t h, uint32_t n)
 {
     const px_topo *t = lab->topo;
-    if (lab->plan.nets[n].type != PX_TOPO_OBJ_CAN_BUS)
+    const px_topo_hostif *ifs;
+    uint32_t n_ifs;
+    px_topo_ref r = lab->plan.nets[n];
+    if (r.type == PX_TOPO_OBJ_CAN_BUS) {
+        ifs = t->can_buses[r.index].host_ifs;
+        n_ifs = t->can_buses[r.index].n_host_ifs;
+    } else if (r.type == PX_TOPO_OBJ_ETH_SEGMENT) {
+        ifs = t->eth_segments[r.index].taps;
+        n_ifs = t->eth_segments[r.index].n_taps;
+    } else {
         return false;
-    const px_topo_can_bus *b = &t->can_buses[lab->plan.nets[n].index];
-    for (uint32_t i = 0; i < b->n_host_ifs; i++)
-        if (strcmp(t->hosts[b->host_ifs[i].host].name, lab->plan.hosts[h].name) == 0)
+    }
+    for (uint32_t i = 0; i < n_ifs; i++)
+        if (strcmp(t->hosts[ifs[i].host].name, lab->plan.hosts[h].name) == 0)
             return true;
     return false;
 }
@@ -135,6 +145,15 @@ static bool host_on_net(const px_lab *lab, uint32_t h, uint32_t n)
         if (lab->plan.guest_host[g] == h && px_topo_guest_on_net(&t->guests[g], lab->plan.nets[n]))
             return true;
     return host_has_host_if(lab, h, n) || host_gateways_into(lab, h, n);
+}
+
+/* Host h is the home of Ethernet segment net n with a NAT uplink: the
+ * uplink is a port there, so the home is a member even without guests. */
+static bool uplink_home(const px_lab *lab, uint32_t h, uint32_t n)
+{
+    px_topo_ref r = lab->plan.nets[n];
+    return r.type == PX_TOPO_OBJ_ETH_SEGMENT && lab->plan.net_home[n] == h &&
+           lab->topo->eth_segments[r.index].nat.enabled;
 }
 
 bool px_lab_host_has_net(const px_lab *lab, uint32_t h, uint32_t n)
@@ -176,9 +195,13 @@ void px_lab_send_plan(px_coord *c, px_lab *lab, uint32_t h)
                 (px_plan_net){.name = px_str_c(px_topo_ref_name(lab->topo, lab->plan.nets[n])),
                               .home = px_str_c(lab->plan.hosts[lab->plan.net_home[n]].name),
                               .object = n + 1};
-            /* The home learns its members. */
-            for (uint32_t k = 0; lab->plan.net_home[n] == h && k < lab->plan.n_hosts; k++)
-                if (host_on_net(lab, k, n) && p->n_members < PX_WIRE_MAX_ROWS)
+            /* The home learns its members; on an Ethernet segment every
+             * member does (a learning bridge per node floods to the others). */
+            bool members = lab->plan.net_home[n] == h ||
+                           lab->plan.nets[n].type == PX_TOPO_OBJ_ETH_SEGMENT;
+            for (uint32_t k = 0; members && k < lab->plan.n_hosts; k++)
+                if ((host_on_net(lab, k, n) || uplink_home(lab, k, n)) &&
+                    p->n_members < PX_WIRE_MAX_ROWS)
                     p->members[p->n_members++] =
                         (px_plan_member){.net = p->nets[p->n_nets - 1].name,
                                          .node = px_str_c(lab->plan.hosts[k].name)};

@@ -91,6 +91,12 @@ typedef enum px_topo_nic_model {
     PX_TOPO_NIC_RTL8139
 } px_topo_nic_model;
 
+/* How QEMU's NIC reaches the node (docs/ethernet.md). */
+typedef enum px_topo_nic_port {
+    PX_TOPO_NIC_STREAM = 0, /* -netdev stream, QEMU the server: survives node restarts */
+    PX_TOPO_NIC_DGRAM       /* -netdev dgram: one datagram per frame */
+} px_topo_nic_port;
+
 typedef enum px_topo_can_ctrl {
     PX_TOPO_CAN_KVASER_PCI = 0, /* SJA1000, classic CAN only */
     PX_TOPO_CAN_CTUCAN_PCI      /* CTU CAN FD */
@@ -135,6 +141,14 @@ typedef struct px_topo_ref {
 
 /* netem-like link impairment. Probabilities in parts per million
  * (1% = 10000), times in nanoseconds, rate in bit/s (0 = unlimited). */
+/* Which frames of a NIC an impairment applies to, seen from the guest:
+ * egress = frames it sends (like netem on the guest's own interface). */
+typedef enum px_topo_direction {
+    PX_TOPO_DIR_EGRESS = 0,
+    PX_TOPO_DIR_INGRESS,
+    PX_TOPO_DIR_BOTH
+} px_topo_direction;
+
 typedef struct px_topo_impair {
     bool set; /* false: no impairment block was given */
     uint64_t delay_ns;
@@ -142,7 +156,10 @@ typedef struct px_topo_impair {
     uint32_t loss_ppm;
     uint32_t duplicate_ppm;
     uint32_t corrupt_ppm;
+    uint32_t reorder_ppm; /* share of frames that skip the delay (netem's reorder) */
+    uint32_t loss_burst;  /* mean length of a loss burst in frames; 0: independent losses */
     uint64_t rate_bps;
+    px_topo_direction direction; /* a NIC's: which way it applies (nets: both) */
 } px_topo_impair;
 
 typedef struct px_topo_image {
@@ -162,6 +179,7 @@ typedef struct px_topo_nic {
     bool mac_generated; /* no mac: given, the loader derived a stable one */
     px_topo_nic_model model;
     uint16_t vlan; /* access VLAN 1..4094, 0 = trunk (guest tags its own frames) */
+    px_topo_nic_port port;
     px_topo_impair impair;
     px_topo_mark mark;
 } px_topo_nic;
@@ -220,11 +238,12 @@ typedef struct px_topo_can_gateway {
  * a bus: `host_interfaces: [{host: H, interface: IF}]`. host indexes
  * t->hosts; ifname is a valid Linux name (1..15 characters, no '/', ':' or
  * space, not "." or ".."); no pair twice on one bus. */
-typedef struct px_topo_can_hostif {
+typedef struct px_topo_hostif {
     uint32_t host;
     char ifname[PX_TOPO_IFNAME_MAX];
     px_topo_mark mark; /* the list item */
-} px_topo_can_hostif;
+} px_topo_hostif;
+typedef px_topo_hostif px_topo_can_hostif;
 
 typedef struct px_topo_can_bus {
     char name[PX_TOPO_NAME_MAX];
@@ -264,6 +283,8 @@ typedef struct px_topo_eth_segment {
     uint32_t mtu;
     px_topo_nat nat;
     px_topo_impair impair;
+    px_topo_hostif *taps; /* `taps:` TAP interfaces of hosts that are ports */
+    uint32_t n_taps;
     px_topo_mark mark;
 } px_topo_eth_segment;
 

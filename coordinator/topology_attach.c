@@ -9,7 +9,8 @@
 
 static const char *const nic_models[] = {"virtio-net-pci", "e1000", "e1000e", "rtl8139", NULL};
 static const char *const can_ctrls[] = {"kvaser_pci", "ctucan_pci", NULL};
-static const char *const nic_keys[] = {"segment", "mac", "model", "vlan", "impair", NULL};
+static const char *const nic_keys[] = {"segment", "mac", "model", "vlan", "port", "impair", NULL};
+static const char *const nic_ports[] = {"stream", "dgram", NULL};
 static const char *const can_attaches[] = {"shim", "vxcan", NULL};
 static const char *const canif_keys[] = {"bus", "controller", "attach", NULL};
 static const char *const shmif_keys[] = {"region", NULL};
@@ -124,6 +125,11 @@ static px_err parse_nic(tctx *c, const tnode *item, px_topo_nic *nic, uint32_t g
                             "vlans: %s%s",
                             nic->vlan, seg->name, list, used >= sizeof(list) - 8 ? " ..." : "");
         }
+    }
+    if ((n = pxt_map_get(map, "port"))) {
+        if ((err = pxt_get_enum(c, n, "port", nic_ports, &e)))
+            return err;
+        nic->port = (px_topo_nic_port)e;
     }
     if ((n = pxt_map_get(map, "impair")) &&
         (err = pxt_parse_impair(c, n, "a NIC impairment", true, &nic->impair)))

@@ -16,14 +16,19 @@ static const char *const can_bus_keys[] = {"type",   "bitrate",  "data_bitrate",
                                            "impair", "gateways", "host_interfaces", NULL};
 static const char *const hostif_keys[] = {"host", "interface", NULL};
 static const char *const gateway_keys[] = {"to", "filter", "modify", "fd", "hops", NULL};
-static const char *const eth_keys[] = {"type", "mode", "vlans", "mtu", "nat", "impair", NULL};
+static const char *const eth_keys[] = {"type", "mode", "vlans", "mtu", "nat", "impair", "taps", NULL};
 static const char *const shm_net_keys[] = {"type", "size", "vectors", NULL};
 static const char *const cxl_switch_keys[] = {"type", "ports", NULL};
 static const char *const cxl_pool_keys[] = {"type", "switch", "capacity", "ld_size", NULL};
 static const char *const nat_keys[] = {"subnet", "forwards", NULL};
 static const char *const fwd_keys[] = {"proto", "listen", "guest", "port", NULL};
-static const char *const impair_keys[] = {"delay",     "jitter",  "loss", "rate",
-                                          "duplicate", "corrupt", NULL};
+static const char *const impair_keys[] = {"delay",   "jitter",     "loss",   "rate",
+                                          "duplicate", "corrupt", "reorder", "loss_burst", NULL};
+static const char *const impair_keys_nic[] = {"delay",      "jitter",    "loss",
+                                              "rate",       "duplicate", "corrupt",
+                                              "reorder",    "loss_burst", "direction",
+                                              NULL};
+static const char *const directions[] = {"egress", "ingress", "both", NULL};
 static const char *const impair_keys_can[] = {"delay",     "jitter",  "loss",
                                               "duplicate", "corrupt", NULL};
 
@@ -139,11 +144,14 @@ px_err pxt_parse_impair(tctx *c, const tnode *n, const char *what, bool allow_ra
                         "rate does not apply to %s; expected delay, jitter, loss, duplicate or "
                         "corrupt (hint: a CAN bus is paced by its bitrate)",
                         what);
-    px_err err = pxt_check_map(c, n, what, allow_rate ? impair_keys : impair_keys_can);
+    bool nic = strcmp(what, "a NIC impairment") == 0;
+    px_err err =
+        pxt_check_map(c, n, what, !allow_rate ? impair_keys_can : nic ? impair_keys_nic : impair_keys);
     if (err)
         return err;
     memset(out, 0, sizeof(*out));
     out->set = true;
+    out->direction = nic ? PX_TOPO_DIR_EGRESS : PX_TOPO_DIR_BOTH;
     tnode *v, *jk = NULL;
     if ((v = pxt_map_get(n, "delay")) &&
         (err = pxt_get_duration(c, v, "delay", 0, IMPAIR_TIME_MAX, &out->delay_ns)))
@@ -167,6 +175,31 @@ px_err pxt_parse_impair(tctx *c, const tnode *n, const char *what, bool allow_ra
     if ((v = pxt_map_get(n, "rate")) &&
         (err = pxt_get_bitrate(c, v, "rate", 1000, IMPAIR_RATE_MAX, &out->rate_bps)))
         return err;
+    tnode *ok = NULL, *bk = NULL;
+    if ((v = pxt_map_get_key(n, "reorder", &ok))) {
+        if ((err = pxt_get_percent(c, v, "reorder", &out->reorder_ppm)))
+            return err;
+        if (out->reorder_ppm && !out->delay_ns)
+            return pxt_fail(c, ok, PX_E_CONFIG,
+                            "reorder without a delay; expected delay: alongside (reordered frames "
+                            "are the ones that skip the delay)");
+    }
+    if ((v = pxt_map_get_key(n, "loss_burst", &bk))) {
+        uint64_t u;
+        if ((err = pxt_get_uint(c, v, "loss_burst", 1, 1000, &u)))
+            return err;
+        out->loss_burst = (uint32_t)u;
+        if (!out->loss_ppm)
+            return pxt_fail(c, bk, PX_E_CONFIG,
+                            "loss_burst without a loss; expected loss: alongside (loss_burst is "
+                            "the mean length of a run of lost frames)");
+    }
+    unsigned e;
+    if ((v = pxt_map_get(n, "direction"))) {
+        if ((err = pxt_get_enum(c, v, "direction", directions, &e)))
+            return err;
+        out->direction = (px_topo_direction)e;
+    }
     return PX_OK;
 }
 
@@ -255,8 +288,10 @@ static bool ifname_valid(const char *s)
     return true;
 }
 
-static px_err parse_hostif(tctx *c, const tnode *item, const px_topo_can_bus *b,
-                           px_topo_can_hostif *hi)
+/* One {host, interface} item of a net's list (a bus's host_interfaces, a
+ * segment's taps); prev[0..n_prev) are the items before it. */
+static px_err parse_hostif(tctx *c, const tnode *item, const px_topo_hostif *prev, uint32_t n_prev,
+                           const char *net, const char *example, px_topo_hostif *hi)
 {
     px_err err = pxt_check_map(c, item, "a host interface", hostif_keys);
     if (err)
@@ -271,8 +306,9 @@ static px_err parse_hostif(tctx *c, const tnode *item, const px_topo_can_bus *b,
                         "host interface has no host; expected host: NAME of a host under hosts");
     if (!i)
         return pxt_fail(c, item, PX_E_CONFIG,
-                        "host interface has no interface; expected interface: IFNAME of a "
-                        "SocketCAN interface on that host (like can0)");
+                        "host interface has no interface; expected interface: IFNAME on that "
+                        "host (like %s)",
+                        example);
     if ((err = pxt_resolve_host(c, h, "host", &hi->host)))
         return err;
     char *s;
@@ -281,31 +317,33 @@ static px_err parse_hostif(tctx *c, const tnode *item, const px_topo_can_bus *b,
     if (!ifname_valid(s))
         return pxt_fail(c, i, PX_E_CONFIG,
                         "invalid interface \"%.64s\"; expected a Linux interface name of 1 to %u "
-                        "characters without '/', ':' or spaces (like can0)",
-                        s, PX_TOPO_IFNAME_MAX - 1);
+                        "characters without '/', ':' or spaces (like %s)",
+                        s, PX_TOPO_IFNAME_MAX - 1, example);
     snprintf(hi->ifname, sizeof(hi->ifname), "%s", s);
-    for (uint32_t k = 0; k < b->n_host_ifs; k++)
-        if (b->host_ifs[k].host == hi->host && strcmp(b->host_ifs[k].ifname, s) == 0)
+    for (uint32_t k = 0; k < n_prev; k++)
+        if (prev[k].host == hi->host && strcmp(prev[k].ifname, s) == 0)
             return pxt_fail(c, item, PX_E_CONFIG,
-                            "interface %s of host \"%s\" is already on bus \"%s\" (at %u:%u); "
+                            "interface %s of host \"%s\" is already on \"%s\" (at %u:%u); "
                             "expected each host interface once",
-                            s, c->t->hosts[hi->host].name, b->name, b->host_ifs[k].mark.line,
-                            b->host_ifs[k].mark.col);
+                            s, c->t->hosts[hi->host].name, net, prev[k].mark.line,
+                            prev[k].mark.col);
     return PX_OK;
 }
 
-static px_err parse_host_ifs(tctx *c, const tnode *n, px_topo_can_bus *b)
+static px_err parse_host_ifs(tctx *c, const tnode *n, const char *key, const char *net,
+                             const char *example, px_topo_hostif **out, uint32_t *n_out)
 {
-    px_err err = pxt_check_seq(c, n, "host_interfaces", PX_TOPO_MAX_HOST_IFS);
+    px_err err = pxt_check_seq(c, n, key, PX_TOPO_MAX_HOST_IFS);
     if (err || pxt_is_null(n) || n->n == 0)
         return err;
-    b->host_ifs = px_tarena_array(c->t->arena, n->n, sizeof(*b->host_ifs));
-    if (!b->host_ifs)
+    px_topo_hostif *a = px_tarena_array(c->t->arena, n->n, sizeof(*a));
+    if (!a)
         return pxt_nomem(c);
+    *out = a;
     for (uint32_t i = 0; i < n->n; i++) {
-        if ((err = parse_hostif(c, n->kids[i], b, &b->host_ifs[i])))
+        if ((err = parse_hostif(c, n->kids[i], a, i, net, example, &a[i])))
             return err;
-        b->n_host_ifs = i + 1;
+        *n_out = i + 1;
     }
     return PX_OK;
 }
@@ -351,7 +389,9 @@ static px_err parse_can_bus(tctx *c, const tnode *v, uint32_t idx, const char *w
         return err;
     if ((n = pxt_map_get(v, "gateways")) && (err = parse_gateways(c, n, idx, b)))
         return err;
-    if ((n = pxt_map_get(v, "host_interfaces")) && (err = parse_host_ifs(c, n, b)))
+    if ((n = pxt_map_get(v, "host_interfaces")) &&
+        (err = parse_host_ifs(c, n, "host_interfaces", b->name, "can0", &b->host_ifs,
+                              &b->n_host_ifs)))
         return err;
     return PX_OK;
 }
@@ -545,6 +585,9 @@ static px_err parse_eth(tctx *c, const tnode *v, uint32_t idx, const char *what)
         return err;
     if ((n = pxt_map_get(v, "impair")) &&
         (err = pxt_parse_impair(c, n, "a segment impairment", true, &s->impair)))
+        return err;
+    if ((n = pxt_map_get(v, "taps")) &&
+        (err = parse_host_ifs(c, n, "taps", s->name, "tap0", &s->taps, &s->n_taps)))
         return err;
     return PX_OK;
 }

@@ -57,6 +57,7 @@ typedef enum px_msg_type {
     PX_MSG_CAN = 11,        /* data plane: CAN frames to a bus home, from it to members */
     PX_MSG_TOOL = 12,       /* CLI -> coordinator -> node: a fabric tool command */
     PX_MSG_TOOL_REPLY = 13, /* node -> coordinator -> CLI */
+    PX_MSG_ETH = 14,        /* data plane: Ethernet frames between segment members, captures */
     PX_MSG_TYPE_MAX         /* one past the highest type */
 } px_msg_type;
 
@@ -273,6 +274,27 @@ typedef struct px_msg_tool { /* CLI -> coordinator -> the node homing `net` */
     uint32_t json; /* 1: the CLI wants JSON in `json` */
 } px_msg_tool;
 
+#define PX_WIRE_MAX_ETH_BLOB (1u << 20) /* packed frame records in one ETH message */
+
+/* Ethernet message ops (docs/ethernet.md). */
+typedef enum px_eth_op {
+    PX_ETH_FRAMES = 1,    /* member -> member: frames of a segment (fabric/eth-hub/rec.h) */
+    PX_ETH_CAPTURE = 2,   /* member -> tool: captured frames of capture `id` */
+    PX_ETH_CAP_JOIN = 3,  /* tool -> member: start capture `id` (repeat as keep-alive) */
+    PX_ETH_CAP_LEAVE = 4, /* tool -> member */
+    PX_ETH_OP_MAX
+} px_eth_op;
+
+typedef struct px_msg_eth {
+    uint64_t seg;  /* px_eth_seg_key(lab, segment name) */
+    uint32_t op;   /* px_eth_op */
+    uint32_t node; /* FRAMES: the sending member's index in the segment's member list */
+    uint64_t id;   /* CAPTURE, CAP_JOIN, CAP_LEAVE: the capture */
+    px_str filter; /* CAP_JOIN: pcap filter expression ("" = every frame) */
+    px_str port;   /* CAP_JOIN: only this port ("GUEST:IF"; "" = every port) */
+    px_bin recs;   /* FRAMES, CAPTURE: packed records */
+} px_msg_eth;
+
 typedef struct px_msg_tool_reply {
     uint64_t id;     /* the TOOL's id (node -> coordinator) */
     int32_t code;    /* px_err */
@@ -296,6 +318,7 @@ typedef struct px_msg {
         px_msg_request request;
         px_msg_reply reply;
         px_msg_can can;
+        px_msg_eth eth;
         px_msg_tool tool;
         px_msg_tool_reply tool_reply;
     } body;

@@ -254,6 +254,25 @@ static const px_wire_field tool_reply_fields[] = {
 static const px_wire_struct tool_reply_desc =
     PX_WIRE_STRUCT("TOOL_REPLY", px_msg_tool_reply, tool_reply_fields, NULL);
 
+static px_err eth_check(const void *s, px_errmsg *em)
+{
+    const px_msg_eth *e = s;
+    if (e->op == 0 || e->op >= PX_ETH_OP_MAX)
+        return px_errmsg_set(em, PX_E_PROTO, "ETH: unknown op %u", e->op);
+    return PX_OK;
+}
+
+static const px_wire_field eth_fields[] = {
+    PX_WF_U64("seg", px_msg_eth, seg, 1),
+    PX_WF_U32("op", px_msg_eth, op, 1),
+    PX_WF_U32("node", px_msg_eth, node, 0),
+    PX_WF_U64("id", px_msg_eth, id, 0),
+    PX_WF_STR("flt", px_msg_eth, filter, 0, TEXT),
+    PX_WF_STR("port", px_msg_eth, port, 0, NAME),
+    PX_WF_BIN("r", px_msg_eth, recs, 0, PX_WIRE_MAX_ETH_BLOB),
+};
+static const px_wire_struct eth_desc = PX_WIRE_STRUCT("ETH", px_msg_eth, eth_fields, eth_check);
+
 #undef NAME
 #undef TEXT
 #undef EP
@@ -274,6 +293,7 @@ static const px_wire_struct *const registry[PX_MSG_TYPE_MAX] = {
     [PX_MSG_CAN] = &can_desc,
     [PX_MSG_TOOL] = &tool_desc,
     [PX_MSG_TOOL_REPLY] = &tool_reply_desc,
+    [PX_MSG_ETH] = &eth_desc,
 };
 
 const px_wire_struct *px_wire_body_desc(uint32_t type)

@@ -222,6 +222,24 @@ static inline size_t wire_vectors(px_msg *out, size_t max, int with_huge)
         m.body.can.op = PX_CAN_JOIN;
         WV_ADD(m);
     }
+    {
+        static const uint8_t r1[] = {0, 0, 0, 14, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5,
+                                     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54,
+                                     0, 0x12, 0x34, 0x56, 0x08, 0x06};
+        m = wv_env(PX_MSG_ETH, 3, 0xbeef, 79);
+        m.body.eth.seg = 0xfedcba9876543210ull;
+        m.body.eth.op = PX_ETH_FRAMES;
+        m.body.eth.node = 2;
+        m.body.eth.recs = (px_bin){r1, sizeof(r1)};
+        WV_ADD(m);
+        m = wv_env(PX_MSG_ETH, 3, 0, 80);
+        m.body.eth.seg = 2;
+        m.body.eth.op = PX_ETH_CAP_JOIN;
+        m.body.eth.id = 42;
+        m.body.eth.filter = px_str_c("icmp or arp");
+        m.body.eth.port = px_str_c("g1:eth0");
+        WV_ADD(m);
+    }
     m = wv_env(PX_MSG_TOOL, 0, 0, 12);
     m.body.tool.lab = px_str_c("quickstart");
     m.body.tool.net = px_str_c("body");
