@@ -197,8 +197,8 @@ void px_lab_send_plan(px_coord *c, px_lab *lab, uint32_t h)
                               .object = n + 1};
             /* The home learns its members; on an Ethernet segment every
              * member does (a learning bridge per node floods to the others). */
-            bool members = lab->plan.net_home[n] == h ||
-                           lab->plan.nets[n].type == PX_TOPO_OBJ_ETH_SEGMENT;
+            bool members =
+                lab->plan.net_home[n] == h || lab->plan.nets[n].type == PX_TOPO_OBJ_ETH_SEGMENT;
             for (uint32_t k = 0; members && k < lab->plan.n_hosts; k++)
                 if ((host_on_net(lab, k, n) || uplink_home(lab, k, n)) &&
                     p->n_members < PX_WIRE_MAX_ROWS)

@@ -16,18 +16,18 @@ static const char *const can_bus_keys[] = {"type",   "bitrate",  "data_bitrate",
                                            "impair", "gateways", "host_interfaces", NULL};
 static const char *const hostif_keys[] = {"host", "interface", NULL};
 static const char *const gateway_keys[] = {"to", "filter", "modify", "fd", "hops", NULL};
-static const char *const eth_keys[] = {"type", "mode", "vlans", "mtu", "nat", "impair", "taps", NULL};
+static const char *const eth_keys[] = {"type", "mode",   "vlans", "mtu",
+                                       "nat",  "impair", "taps",  NULL};
 static const char *const shm_net_keys[] = {"type", "size", "vectors", NULL};
 static const char *const cxl_switch_keys[] = {"type", "ports", NULL};
 static const char *const cxl_pool_keys[] = {"type", "switch", "capacity", "ld_size", NULL};
 static const char *const nat_keys[] = {"subnet", "forwards", NULL};
 static const char *const fwd_keys[] = {"proto", "listen", "guest", "port", NULL};
-static const char *const impair_keys[] = {"delay",   "jitter",     "loss",   "rate",
-                                          "duplicate", "corrupt", "reorder", "loss_burst", NULL};
-static const char *const impair_keys_nic[] = {"delay",      "jitter",    "loss",
-                                              "rate",       "duplicate", "corrupt",
-                                              "reorder",    "loss_burst", "direction",
-                                              NULL};
+static const char *const impair_keys[] = {"delay",   "jitter",  "loss",       "rate", "duplicate",
+                                          "corrupt", "reorder", "loss_burst", NULL};
+static const char *const impair_keys_nic[] = {"delay",     "jitter",  "loss",    "rate",
+                                              "duplicate", "corrupt", "reorder", "loss_burst",
+                                              "direction", NULL};
 static const char *const directions[] = {"egress", "ingress", "both", NULL};
 static const char *const impair_keys_can[] = {"delay",     "jitter",  "loss",
                                               "duplicate", "corrupt", NULL};
@@ -145,8 +145,10 @@ px_err pxt_parse_impair(tctx *c, const tnode *n, const char *what, bool allow_ra
                         "corrupt (hint: a CAN bus is paced by its bitrate)",
                         what);
     bool nic = strcmp(what, "a NIC impairment") == 0;
-    px_err err =
-        pxt_check_map(c, n, what, !allow_rate ? impair_keys_can : nic ? impair_keys_nic : impair_keys);
+    px_err err = pxt_check_map(c, n, what,
+                               !allow_rate ? impair_keys_can
+                               : nic       ? impair_keys_nic
+                                           : impair_keys);
     if (err)
         return err;
     memset(out, 0, sizeof(*out));
@@ -323,9 +325,10 @@ static px_err parse_hostif(tctx *c, const tnode *item, const px_topo_hostif *pre
     for (uint32_t k = 0; k < n_prev; k++)
         if (prev[k].host == hi->host && strcmp(prev[k].ifname, s) == 0)
             return pxt_fail(c, item, PX_E_CONFIG,
-                            "interface %s of host \"%s\" is already on \"%s\" (at %u:%u); "
+                            "interface %s of host \"%s\" is already on %s \"%s\" (at %u:%u); "
                             "expected each host interface once",
-                            s, c->t->hosts[hi->host].name, net, prev[k].mark.line,
+                            s, c->t->hosts[hi->host].name,
+                            strcmp(example, "can0") ? "segment" : "bus", net, prev[k].mark.line,
                             prev[k].mark.col);
     return PX_OK;
 }

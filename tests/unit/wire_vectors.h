@@ -223,9 +223,9 @@ static inline size_t wire_vectors(px_msg *out, size_t max, int with_huge)
         WV_ADD(m);
     }
     {
-        static const uint8_t r1[] = {0, 0, 0, 14, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5,
-                                     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54,
-                                     0, 0x12, 0x34, 0x56, 0x08, 0x06};
+        static const uint8_t r1[] = {0,    0,    0,    14,   0, 10,   0,    0,    0,    0,
+                                     0,    0,    0,    0,    0, 5,    0xff, 0xff, 0xff, 0xff,
+                                     0xff, 0xff, 0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x08, 0x06};
         m = wv_env(PX_MSG_ETH, 3, 0xbeef, 79);
         m.body.eth.seg = 0xfedcba9876543210ull;
         m.body.eth.op = PX_ETH_FRAMES;
