@@ -249,6 +249,29 @@ static void no_net_text(const px_lab *lab, const char *net, char *buf, size_t ca
         snprintf(buf + l, cap - (size_t)l, " (it has none)");
 }
 
+/* `plexus link set GUEST:ethN` names a port, not a net: the segment of
+ * the guest's NIC N. */
+static bool port_segment(const px_lab *lab, const char *port, char *seg, size_t cap)
+{
+    const char *colon = strchr(port, ':');
+    unsigned nic;
+    char tail;
+    if (!colon || sscanf(colon + 1, "eth%u%c", &nic, &tail) != 1)
+        return false;
+    const px_topo *t = lab->topo;
+    for (uint32_t g = 0; g < t->n_guests; g++) {
+        const px_topo_guest *gu = &t->guests[g];
+        if (strlen(gu->name) != (size_t)(colon - port) ||
+            strncmp(gu->name, port, (size_t)(colon - port)) != 0)
+            continue;
+        if (nic >= gu->n_nics)
+            return false;
+        snprintf(seg, cap, "%s", t->eth_segments[gu->nics[nic].segment].name);
+        return true;
+    }
+    return false;
+}
+
 void px_tool_on_request(px_coord *c, const px_peer *from, const px_msg *m)
 {
     const px_msg_tool *t = &m->body.tool;
@@ -262,6 +285,8 @@ void px_tool_on_request(px_coord *c, const px_peer *from, const px_msg *m)
         return;
     }
     uint32_t ni = px_lab_net_find(lab, net);
+    if (ni == UINT32_MAX && port_segment(lab, net, net, sizeof(net)))
+        ni = px_lab_net_find(lab, net);
     if (ni == UINT32_MAX) {
         no_net_text(lab, net, text, sizeof(text));
         reply_cli(c, from, m->env.seq, PX_E_NOTFOUND, text, NULL, NULL, NULL);
@@ -308,6 +333,7 @@ void px_tool_on_request(px_coord *c, const px_peer *from, const px_msg *m)
         f->body.tool = *t;
         f->body.tool.id = r->id;
         f->body.tool.client = px_str_c(from->key_z85);
+        f->body.tool.net = px_str_c(r->net); /* a port's segment */
         px_coord_send(c, &node->peer, f);
         s->sent = true;
     }

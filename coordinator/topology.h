@@ -434,6 +434,13 @@ const char *px_topo_ref_name(const px_topo *t, px_topo_ref ref);
 const char *px_topo_accel_str(px_topo_accel a);
 const char *px_topo_restart_str(px_topo_restart r);
 const char *px_topo_nic_model_str(px_topo_nic_model m);
+
+/* An impairment given as key/value strings, with the keys, units and
+ * checks of a topology's `impair:` mapping: kv = {"delay", "50ms", "loss",
+ * "1%", ...}, n_pairs pairs. nic: a NIC's (`direction` allowed, default
+ * egress). Used by `plexus link set`; em names the bad key or value. */
+px_err px_topo_impair_parse(const char *const *kv, uint32_t n_pairs, bool nic, px_topo_impair *out,
+                            px_errmsg *em);
 const char *px_topo_can_ctrl_str(px_topo_can_ctrl c);
 const char *px_topo_can_attach_str(px_topo_can_attach a);
 const char *px_topo_obj_str(px_topo_obj o);

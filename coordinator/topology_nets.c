@@ -708,3 +708,25 @@ px_err pxt_parse_net_details(tctx *c)
     }
     return err;
 }
+
+/* ---- impairments from the command line (`plexus link set`) ---- */
+
+px_err px_topo_impair_parse(const char *const *kv, uint32_t n_pairs, bool nic, px_topo_impair *out,
+                            px_errmsg *em)
+{
+    enum { MAX_PAIRS = 16 };
+    if (n_pairs > MAX_PAIRS)
+        return px_errmsg_set(em, PX_E_CONFIG, "more than %u impairment settings", MAX_PAIRS);
+    tnode nodes[2 * MAX_PAIRS], *kids[2 * MAX_PAIRS];
+    memset(nodes, 0, sizeof(nodes));
+    for (uint32_t i = 0; i < 2 * n_pairs; i++) {
+        nodes[i].type = TN_SCALAR;
+        nodes[i].plain = true;
+        nodes[i].str = (char *)kv[i];
+        nodes[i].len = (uint32_t)strlen(kv[i]);
+        kids[i] = &nodes[i];
+    }
+    tnode map = {.type = TN_MAP, .n = n_pairs, .kids = kids};
+    tctx c = {.file = "impairment", .em = em};
+    return pxt_parse_impair(&c, &map, nic ? "a NIC impairment" : "a segment impairment", true, out);
+}

@@ -14,11 +14,11 @@
 #include "cli.h"
 #include "cmd_can.h"
 #include "ctl.h"
+#include "toolctx.h"
 #include "fabric/can-bus/canfmt.h"
 #include "fabric/can-bus/proto.h"
 
-#define TOOL_TIMEOUT_MS 8000u /* the coordinator waits 3 s for its nodes */
-#define MAX_USER_ARGS   (PX_WIRE_MAX_TOOL_ARGS - 2u)
+#define MAX_USER_ARGS (PX_WIRE_MAX_TOOL_ARGS - 2u)
 
 /* ---- help ---- */
 
@@ -196,154 +196,6 @@ static const can_sub subs[] = {
     {"stats", help_stats}, {"fault", help_fault}, {"record", help_record},
 };
 
-/* ---- the coordinator side ---- */
-
-typedef struct can_ctx {
-    px_cli *cli;
-    char cmd[16]; /* "can send" */
-    px_ctl_target t;
-    px_ctl *ctl;
-    char lab[64];
-} can_ctx;
-
-static bool utf8_ok(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned n = *p < 0x80             ? 0
-                     : (*p & 0xE0) == 0xC0 ? 1
-                     : (*p & 0xF0) == 0xE0 ? 2
-                     : (*p & 0xF8) == 0xF0 ? 3
-                                           : 4;
-        if (n == 4 || (n == 1 && *p < 0xC2))
-            return false;
-        for (unsigned i = 1; i <= n; i++)
-            if ((p[i] & 0xC0) != 0x80)
-                return false;
-        p += n + 1;
-    }
-    return true;
-}
-
-/* A name or argument the wire will carry: non-empty, short enough, UTF-8. */
-static int check_text(const can_ctx *x, const char *what, const char *s, size_t max)
-{
-    if (!*s)
-        return px_cli_usage(x->cli, x->cmd, "%s is empty", what);
-    if (strlen(s) > max)
-        return px_cli_usage(x->cli, x->cmd, "%s '%.40s...' is longer than %zu bytes", what, s, max);
-    if (!utf8_ok(s))
-        return px_cli_usage(x->cli, x->cmd, "%s is not UTF-8 text", what);
-    return PX_EXIT_OK;
-}
-
-/* Which lab: --lab, else the local lab's, else the coordinator's only one. */
-static int pick_lab(can_ctx *x)
-{
-    if (x->t.lab[0]) {
-        snprintf(x->lab, sizeof(x->lab), "%s", x->t.lab);
-        return PX_EXIT_OK;
-    }
-    px_msg_request rq = {.op = px_str_c("status")};
-    px_ctl_reply r;
-    px_errmsg em = {{0}};
-    if (px_ctl_request(x->ctl, &rq, 5000, &r, &em) != PX_OK)
-        return px_cli_fail(x->cli, x->cmd, NULL, "%s", em.text);
-    const px_msg_reply *rep = &r.msg->body.reply;
-    int rc = PX_EXIT_OK;
-    if (rep->n_labs == 1) {
-        px_str_copy(x->lab, sizeof(x->lab), rep->labs[0].name);
-    } else if (rep->n_labs == 0) {
-        rc = px_cli_fail(x->cli, x->cmd, "start one with 'plexus up FILE'",
-                         "the coordinator runs no lab");
-    } else {
-        char names[512] = "";
-        size_t l = 0;
-        for (uint32_t i = 0; i < rep->n_labs && l < sizeof(names); i++)
-            l += (size_t)snprintf(names + l, sizeof(names) - l, "%s%.*s", i ? ", " : "",
-                                  (int)rep->labs[i].name.len, rep->labs[i].name.ptr);
-        rc = px_cli_fail(x->cli, x->cmd, "name one with --lab LAB",
-                         "the coordinator runs %u labs: %s", rep->n_labs, names);
-    }
-    px_ctl_reply_fini(&r);
-    return rc;
-}
-
-static int ctx_open(can_ctx *x, px_cli *cli, const char *sub, const char *lab)
-{
-    memset(x, 0, sizeof(*x));
-    x->cli = cli;
-    snprintf(x->cmd, sizeof(x->cmd), "can %s", sub);
-    if (lab) {
-        int rc = check_text(x, "LAB", lab, PX_WIRE_MAX_NAME);
-        if (rc)
-            return rc;
-    }
-    int rc = px_cli_target(cli, x->cmd, lab, &x->t);
-    if (rc)
-        return rc;
-    if (lab)
-        snprintf(x->t.lab, sizeof(x->t.lab), "%s", lab);
-    px_errmsg em = {{0}};
-    if (px_ctl_open(&x->t, &x->ctl, &em) != PX_OK)
-        return px_cli_fail(cli, x->cmd, NULL, "%s", em.text);
-    rc = pick_lab(x);
-    if (rc) {
-        px_ctl_close(x->ctl);
-        x->ctl = NULL;
-    }
-    return rc;
-}
-
-static void ctx_close(can_ctx *x)
-{
-    px_ctl_close(x->ctl);
-    x->ctl = NULL;
-}
-
-/* Send TOOL {lab, bus, ["can", sub, args...]}; *r holds the merged reply. */
-static int tool(can_ctx *x, const char *bus, const char *sub, char *const *args, uint32_t n,
-                bool json, px_ctl_reply *r)
-{
-    px_msg_tool t = {.lab = px_str_c(x->lab), .net = px_str_c(bus), .json = json ? 1u : 0u};
-    t.args[t.n_args++] = px_str_c("can");
-    t.args[t.n_args++] = px_str_c(sub);
-    for (uint32_t i = 0; i < n; i++)
-        t.args[t.n_args++] = px_str_c(args[i]);
-    px_errmsg em = {{0}};
-    if (px_ctl_tool(x->ctl, &t, TOOL_TIMEOUT_MS, r, &em) != PX_OK)
-        return px_cli_fail(x->cli, x->cmd, NULL, "%s", em.text);
-    return PX_EXIT_OK;
-}
-
-/* What a node-side failure means, as a hint. */
-static const char *hint_for(int32_t code)
-{
-    switch (code) {
-    case PX_E_TIMEOUT:
-        return "'plexus nodes' shows which nodes are up";
-    case PX_E_NOTFOUND:
-        return "'plexus status' lists the labs and their guests";
-    case PX_E_AGAIN:
-        return "try again in a moment";
-    default:
-        return NULL;
-    }
-}
-
-/* stats / fault: the merged reply on stdout, or the failure on stderr. */
-static int print_reply(const can_ctx *x, const px_msg_tool_reply *rep, bool json)
-{
-    if (json)
-        printf("%.*s\n", (int)rep->json.len, rep->json.len ? rep->json.ptr : "[]");
-    if (rep->code != PX_OK)
-        return px_cli_fail(x->cli, x->cmd, hint_for(rep->code), "%.*s", (int)rep->message.len,
-                           rep->message.ptr ? rep->message.ptr : "");
-    if (!json && rep->message.len)
-        printf("%.*s\n", (int)rep->message.len, rep->message.ptr);
-    return PX_EXIT_OK;
-}
-
 /* ---- subcommands ---- */
 
 /* getopt_long over argv[0..argc) ("SUB ..."): --lab and --json for all,
@@ -371,18 +223,18 @@ static int run_stats(px_cli *cli, int argc, char **argv)
     }
     if (optind + 1 != argc)
         return px_cli_usage(cli, "can stats", "expected one BUS");
-    can_ctx x;
-    int rc = ctx_open(&x, cli, "stats", lab);
+    px_toolctx x;
+    int rc = px_toolctx_open(&x, cli, "can stats", lab);
     if (rc)
         return rc;
     const char *bus = argv[optind];
     px_ctl_reply r;
-    if (!(rc = check_text(&x, "BUS", bus, PX_WIRE_MAX_NAME)) &&
-        !(rc = tool(&x, bus, "stats", NULL, 0, json, &r))) {
-        rc = print_reply(&x, &r.msg->body.tool_reply, json);
+    if (!(rc = px_toolctx_check(&x, "BUS", bus, PX_WIRE_MAX_NAME)) &&
+        !(rc = px_toolctx_tool(&x, bus, "can", "stats", NULL, 0, json, &r))) {
+        rc = px_toolctx_print(&x, &r.msg->body.tool_reply, json);
         px_ctl_reply_fini(&r);
     }
-    ctx_close(&x);
+    px_toolctx_close(&x);
     return rc;
 }
 
@@ -420,39 +272,39 @@ static int run_pass(px_cli *cli, const char *sub, int argc, char **argv)
         rc = px_cli_usage(cli, cmd, "expected on or off after BUS");
     else if (n > MAX_USER_ARGS)
         rc = px_cli_usage(cli, cmd, "%u arguments; at most %u", n, MAX_USER_ARGS);
-    can_ctx x;
+    px_toolctx x;
     if (!rc)
-        rc = ctx_open(&x, cli, sub, lab);
+        rc = px_toolctx_open(&x, cli, cmd, lab);
     if (rc) {
         free(args);
         return rc;
     }
-    rc = check_text(&x, "BUS", bus, PX_WIRE_MAX_NAME);
+    rc = px_toolctx_check(&x, "BUS", bus, PX_WIRE_MAX_NAME);
     for (uint32_t i = 0; i < n && !rc; i++)
-        rc = check_text(&x, "an argument", args[i], PX_WIRE_MAX_STR);
+        rc = px_toolctx_check(&x, "an argument", args[i], PX_WIRE_MAX_STR);
     px_ctl_reply r;
-    if (!rc && !(rc = tool(&x, bus, sub, args, n, json, &r))) {
-        rc = print_reply(&x, &r.msg->body.tool_reply, json);
+    if (!rc && !(rc = px_toolctx_tool(&x, bus, "can", sub, args, n, json, &r))) {
+        rc = px_toolctx_print(&x, &r.msg->body.tool_reply, json);
         px_ctl_reply_fini(&r);
     }
-    ctx_close(&x);
+    px_toolctx_close(&x);
     free(args);
     return rc;
 }
 
 /* TOOL "open", then the coordinator session ends and the stream starts:
  * fills s from the reply (the home's endpoint and key). */
-static int open_bus(can_ctx *x, const char *bus, px_can_session *s)
+static int open_bus(px_toolctx *x, const char *bus, px_can_session *s)
 {
-    int rc = check_text(x, "BUS", bus, PX_WIRE_MAX_NAME);
+    int rc = px_toolctx_check(x, "BUS", bus, PX_WIRE_MAX_NAME);
     if (rc)
         return rc;
     px_ctl_reply r;
-    if ((rc = tool(x, bus, "open", NULL, 0, false, &r)))
+    if ((rc = px_toolctx_tool(x, bus, "can", "open", NULL, 0, false, &r)))
         return rc;
     const px_msg_tool_reply *rep = &r.msg->body.tool_reply;
     if (rep->code != PX_OK) {
-        rc = px_cli_fail(x->cli, x->cmd, hint_for(rep->code), "%.*s", (int)rep->message.len,
+        rc = px_cli_fail(x->cli, x->cmd, px_toolctx_hint(rep->code), "%.*s", (int)rep->message.len,
                          rep->message.ptr ? rep->message.ptr : "");
     } else {
         px_str_copy(s->ep, sizeof(s->ep), rep->endpoint);
@@ -476,7 +328,7 @@ static int open_bus(can_ctx *x, const char *bus, px_can_session *s)
 
 /* dump --json names senders: the lab's guests, in topology order, with
  * their hosts (endpoint numbers are per lab: px_can_guest_ep). */
-static px_can_src *fetch_srcs(can_ctx *x, uint32_t *n)
+static px_can_src *fetch_srcs(px_toolctx *x, uint32_t *n)
 {
     *n = 0;
     px_msg_request rq = {.op = px_str_c("status"), .lab = px_str_c(x->lab)};
@@ -523,12 +375,12 @@ static int run_send(px_cli *cli, int argc, char **argv)
             return px_cli_usage(cli, "can send", "frame %u '%s': %s", i + 1, texts[i], em.text);
         }
     }
-    can_ctx x;
+    px_toolctx x;
     px_can_session s = {0};
-    int rc = ctx_open(&x, cli, "send", lab);
+    int rc = px_toolctx_open(&x, cli, "can send", lab);
     if (!rc) {
         rc = open_bus(&x, argv[optind], &s);
-        ctx_close(&x);
+        px_toolctx_close(&x);
     }
     if (!rc)
         rc = px_can_send(&s, frames, texts, n);
@@ -573,17 +425,17 @@ static int run_dump(px_cli *cli, int argc, char **argv)
     }
     if (optind + 1 != argc)
         return px_cli_usage(cli, "can dump", "expected one BUS");
-    can_ctx x;
+    px_toolctx x;
     px_can_session s = {0};
     px_can_src *srcs = NULL;
-    int rc = ctx_open(&x, cli, "dump", lab);
+    int rc = px_toolctx_open(&x, cli, "can dump", lab);
     if (!rc) {
         rc = open_bus(&x, argv[optind], &s);
         if (!rc && json) {
             srcs = fetch_srcs(&x, &s.n_srcs);
             s.srcs = srcs;
         }
-        ctx_close(&x);
+        px_toolctx_close(&x);
     }
     if (!rc)
         rc = px_can_dump(&s, count, (uint32_t)idle, json);
@@ -618,12 +470,12 @@ static int run_replay(px_cli *cli, int argc, char **argv)
                                strerror(errno));
         fclose(probe);
     }
-    can_ctx x;
+    px_toolctx x;
     px_can_session s = {0};
-    int rc = ctx_open(&x, cli, "replay", lab);
+    int rc = px_toolctx_open(&x, cli, "can replay", lab);
     if (!rc) {
         rc = open_bus(&x, argv[optind], &s);
-        ctx_close(&x);
+        px_toolctx_close(&x);
     }
     if (!rc)
         rc = px_can_replay(&s, file, timing);
