@@ -597,11 +597,28 @@ void px_lab_on_register(px_coord *c, px_cnode *n, const px_msg_register *rg)
         PX_INFO("coord", "stale lab on node", "node=%s lab=%s", n->name, name);
         px_coord_send(c, &n->peer, m);
     }
-    /* Whatever it did not report but should run gets its plan now. */
+    /* Whatever it did not report but should run gets its plan now. A node
+     * that acknowledged the current epoch and then restarted (killed,
+     * crashed) reports nothing: its acknowledgement is void, and the same
+     * plan again makes it take over the guests that outlived it
+     * (docs/guests.md "Node restarts"). Nothing is torn down. */
     for (uint32_t i = 0; i < c->n_labs; i++) {
         px_lab *lab = c->labs[i];
         int32_t h = plan_host_index(lab, n->name);
-        if (h >= 0 && lab->hosts[h].acked_epoch != lab->epoch)
+        if (h < 0)
+            continue;
+        bool reported = false;
+        for (uint32_t k = 0; k < rg->n_labs && !reported; k++)
+            reported = px_str_eq(rg->labs[k].lab, lab->name);
+        if (!reported && lab->state != PX_LAB_STOPPING && lab->hosts[h].state != PX_HOST_REMOVED &&
+            lab->hosts[h].acked_epoch == lab->epoch) {
+            PX_INFO("coord", "node forgot its lab; sending the plan again",
+                    "node=%s lab=%s epoch=%llu", n->name, lab->name,
+                    (unsigned long long)lab->epoch);
+            lab->hosts[h].acked_epoch = 0;
+            lab->hosts[h].state = PX_HOST_PENDING;
+        }
+        if (lab->hosts[h].acked_epoch != lab->epoch)
             px_lab_send_plan(c, lab, (uint32_t)h);
     }
 }

@@ -247,7 +247,11 @@ static void lab_start_guests(px_node *n, px_node_lab *l)
                     ng->name, em.text);
             continue;
         }
-        px_guest_start(ng->g);
+        /* A QEMU that outlived an earlier run of this node (killed, crashed)
+         * is taken over with its sockets as they are; only a guest without
+         * one is started (docs/guests.md "Node restarts"). */
+        if (px_guest_adopt(ng->g) == PX_E_NOTFOUND)
+            px_guest_start(ng->g);
     }
 }
 
@@ -572,14 +576,38 @@ px_err px_node_start(px_node *n, uv_loop_t *loop, const px_node_opts *opts, px_e
     if (err)
         goto fail_scratch;
     px_mesh_init(&n->mesh, loop, n->tp, n->name);
+    /* A node restarted with a wildcard port takes the port it had, so peers
+     * whose plans name the old address reconnect by themselves
+     * (docs/guests.md "Node restarts"). The file's name starts with a dot,
+     * which no lab directory's can. */
+    char epfile[4200], prev_ep[256] = "";
+    snprintf(epfile, sizeof(epfile), "%s/.data-endpoint", n->runtime);
+    size_t ll = strlen(opts->data_listen);
+    char *prev = NULL;
+    if (ll > 2 && strcmp(opts->data_listen + ll - 2, ":*") == 0 &&
+        px_read_file(epfile, sizeof(prev_ep) - 1, &prev, NULL, NULL) == PX_OK) {
+        if (strncmp(prev, opts->data_listen, ll - 1) == 0)
+            snprintf(prev_ep, sizeof(prev_ep), "%s", prev);
+        free(prev);
+    }
     px_chan_opts dopt = {.role = PX_CHAN_SERVER,
-                         .endpoint = opts->data_listen,
+                         .endpoint = prev_ep[0] ? prev_ep : opts->data_listen,
                          .policy = PX_QUEUE_DROP,
                          .on_recv = on_data_recv,
                          .ud = n};
     err = px_chan_open(n->tp, &dopt, &n->data, em);
+    if (err && prev_ep[0]) {
+        PX_WARN("node", "previous data endpoint is taken; binding a new port", "endpoint=%s",
+                prev_ep);
+        dopt.endpoint = opts->data_listen;
+        err = px_chan_open(n->tp, &dopt, &n->data, em);
+    }
     if (err)
         goto fail_tp;
+    const char *dep = px_chan_endpoint(n->data);
+    px_errmsg wem = {{0}};
+    if (px_write_file_atomic(epfile, dep, strlen(dep), 0600, &wem) != PX_OK)
+        PX_WARN("node", "cannot record the data endpoint", "detail=\"%s\"", wem.text);
     err = px_node_can_start(n, em);
     if (err)
         goto fail_data;

@@ -1,0 +1,265 @@
+"""End to end: a node killed with SIGKILL and started again takes over the
+QEMU guests that outlived it (docs/guests.md "Node restarts").
+
+One lab, two tiny TCG guests pinned to two simulated hosts (`--local`, one
+network namespace per node). Once both have booted, hb's plexus-node is
+killed with SIGKILL; its guest's QEMU must keep running. The node is then
+started again exactly as local mode started it: the same argv, environment
+and working directory, in the same network namespace, in a session of its
+own, logging to the same file (restart_node below; local mode has no
+command for it, so the test reads /proc/PID/{cmdline,environ,cwd} and
+`ip netns identify PID` before the kill, and records the new pid in the
+lab's context file so that `plexus down` stops the new process and never
+signals a reused pid). Checked:
+  - the coordinator sends hb its plan again and hb reports the guest
+    running with the SAME QEMU pid (the status detail names it), no second
+    QEMU is started for it, and its serial console still answers;
+  - the lab is not re-placed (same epoch, same hosts) and the guest on ha
+    is untouched;
+  - the data-plane links between the nodes come back (hb binds the port it
+    had);
+  - a graceful stop of the restarted node (SIGTERM) still stops the guest
+    it adopted: the node exits only after that QEMU is gone.
+
+Run: PX_BUILD_DIR=build /usr/bin/python3 -m pytest tests/e2e/test_node_restart.py
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
+from plexus_test import BUILD, alive, run, status, wait_until  # noqa: E402
+
+IMAGE = Path(os.environ.get("PLEXUS_IMAGE_DIR", BUILD / "guest")) / "tiny"
+BOOT_TIMEOUT = 120  # TCG on 2 cores shared with other work
+LOCAL_ROOT = Path("/run/plexus/local")
+LAB = "restarte2e"
+
+pytestmark = [
+    pytest.mark.skipif(not (IMAGE / "vmlinuz").exists() or not shutil.which("qemu-system-x86_64"),
+                       reason=f"needs qemu-system-x86_64 and the built-in image in {IMAGE}"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="local mode with namespaces needs root"),
+]
+
+TOPOLOGY = f"""\
+name: {LAB}
+defaults: {{image: builtin:tiny, memory: 192M, cpus: 1, accelerator: tcg, restart: on-failure}}
+hosts:
+  ha: {{cpus: 8, memory: 4G}}
+  hb: {{cpus: 8, memory: 4G}}
+placement:
+  pin: {{ga: ha, gb: hb}}
+nodes:
+  ga: {{}}
+  gb: {{}}
+"""
+GUESTS = ["ga", "gb"]
+
+
+def lab_dir(host):
+    return LOCAL_ROOT / LAB / "nodes" / host / LAB
+
+
+def log(guest, host):
+    try:
+        return (lab_dir(host) / f"{guest}.log").read_text(errors="replace").replace("\r", "")
+    except OSError:
+        return ""
+
+
+def guest_pid(guest, host):
+    try:
+        return int((lab_dir(host) / f"{guest}.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def lab_qemus():
+    """Live QEMU processes of this lab (their command lines name its directory)."""
+    out = subprocess.run(["pgrep", "-f", f"qemu-system.*{LOCAL_ROOT / LAB}/"], capture_output=True,
+                         text=True).stdout
+    return [int(p) for p in out.split() if alive(int(p))]
+
+
+def qemus_of(guest, host):
+    """Live QEMU processes whose command line names this guest's QMP socket."""
+    qmp = f"unix:{lab_dir(host)}/q{GUESTS.index(guest)}.sock,"
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            args = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.decode(errors="replace").startswith(qmp) for a in args) and alive(int(d.name)):
+            out.append(int(d.name))
+    return out
+
+
+def run_in(guest, host, command, timeout=60):
+    """Type a shell command on the guest's serial console (its socket, as
+    `plexus console` does) and return what it printed before its marker."""
+    tag = f"PXR{time.monotonic_ns() % 1000000}"
+    start = len(log(guest, host))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(str(lab_dir(host) / f"c{GUESTS.index(guest)}.sock"))
+    s.sendall(f"{command}; echo {tag}=$?\r".encode())
+    try:
+        out = wait_until(f"{guest} to answer {command!r} on its console",
+                         lambda: (t := log(guest, host)[start:]) and
+                         re.search(rf"^{tag}=0", t, re.M) and t, timeout=timeout, interval=0.2)
+    finally:
+        s.close()
+    return out
+
+
+def context():
+    text = (LOCAL_ROOT / LAB / "context").read_text()
+    return text, {m.group(1): int(m.group(2)) for m in re.finditer(r"^node (\S+) (\d+)$", text, re.M)}
+
+
+def set_context_pid(host, old, new):
+    """Local mode's context names each node's pid: `plexus down` stops those.
+    Written as local mode writes it (whole file, 0600, renamed into place)."""
+    text, _ = context()
+    text, n = re.subn(rf"^node {host} {old}$", f"node {host} {new}", text, flags=re.M)
+    assert n == 1
+    path = LOCAL_ROOT / LAB / "context"
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+class NodeLaunch:
+    """How a running plexus-node was started, read from /proc before it is
+    killed: enough to start it again the same way."""
+
+    def __init__(self, pid):
+        self.argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                     if a]
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        self.env = dict(e.decode().split("=", 1) for e in env if b"=" in e)
+        self.cwd = os.readlink(f"/proc/{pid}/cwd")
+        ns = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True,
+                            text=True, check=True).stdout.split()
+        assert len(ns) == 1, f"node {pid} is in no named network namespace: {ns}"
+        self.netns = ns[0]
+        self.log = self.argv[self.argv.index("--log-file") + 1]
+
+    def start(self):
+        """As local mode does (px_spawn_daemon): its own session, stdin
+        /dev/null, stdout and stderr appended to its log file."""
+        with open(self.log, "ab") as out:
+            return subprocess.Popen(["ip", "netns", "exec", self.netns, *self.argv], env=self.env,
+                                    cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=out, start_new_session=True)
+
+
+def guest_row(st, name):
+    return next(g for g in st["guests"] if g["name"] == name)
+
+
+def links_up(st):
+    nodes = {n["name"]: n for n in st["nodes"] if n["name"] in ("ha", "hb")}
+    return len(nodes) == 2 and all(n["state"] == "up" and n["links_total"] == 1 and
+                                   n["links_up"] == 1 for n in nodes.values())
+
+
+@pytest.fixture
+def lab(tmp_path):
+    f = tmp_path / f"{LAB}.yaml"
+    f.write_text(TOPOLOGY)
+    run("down", LAB, timeout=120)
+    run("up", f, "--local", check=True, timeout=120)
+    restarted = []
+    try:
+        yield restarted
+    finally:
+        run("down", LAB, timeout=120)
+        leaks = []
+        for p in restarted:  # stopped by `plexus down` through the context file
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                leaks.append(f"node pid {p.pid}")
+        # A QEMU nobody supervises any more (no pid file names it) would
+        # outlive `plexus down` and keep the lab's namespace alive.
+        for pid in lab_qemus():
+            os.kill(pid, signal.SIGKILL)
+            leaks.append(f"QEMU pid {pid}")
+        assert not leaks, f"left running after plexus down: {leaks}"
+
+
+def test_killed_node_restarts_and_adopts_its_running_guest(lab):
+    for g, h in (("ga", "ha"), ("gb", "hb")):
+        wait_until(f"{g} to boot", lambda g=g, h=h: f"PLEXUS-GUEST-READY name={g}" in log(g, h),
+                   timeout=BOOT_TIMEOUT, interval=0.5)
+    st = status(LAB)
+    assert {g["name"]: g["host"] for g in st["guests"]} == {"ga": "ha", "gb": "hb"}
+    assert all(g["state"] == "running" for g in st["guests"]), st["guests"]
+    epoch = st["labs"][0]["epoch"]
+    wait_until("data-plane links up", lambda: links_up(status(LAB)), timeout=20)
+    pid_a, pid_b = guest_pid("ga", "ha"), guest_pid("gb", "hb")
+    assert pid_a and pid_b and qemus_of("gb", "hb") == [pid_b]
+    _, nodes = context()
+    old_node, node_a = nodes["hb"], nodes["ha"]
+    launch = NodeLaunch(old_node)
+
+    # SIGKILL: the node runs no cleanup; its guest's QEMU must not notice.
+    t0 = time.monotonic()
+    os.kill(old_node, signal.SIGKILL)
+    wait_until("hb's node to die", lambda: not alive(old_node), timeout=10, interval=0.01)
+    assert alive(pid_b), "gb's QEMU died with its node"
+    new = launch.start()
+    lab.append(new)
+    set_context_pid("hb", old_node, new.pid)
+
+    # The coordinator sends the plan again; the node adopts the QEMU.
+    def adopted():
+        st = status(LAB)
+        gb = guest_row(st, "gb")
+        return st if gb["state"] == "running" and f"pid {pid_b} adopted" in gb["detail"] else None
+
+    st = wait_until("gb running with its original QEMU pid", adopted, timeout=30, interval=0.1)
+    took = time.monotonic() - t0
+    gb = guest_row(st, "gb")
+    assert gb["host"] == "hb"
+    assert alive(new.pid) and new.poll() is None
+    assert guest_pid("gb", "hb") == pid_b and qemus_of("gb", "hb") == [pid_b]
+    # Nothing was re-placed: hb was back before the coordinator gave it up.
+    assert st["labs"][0]["epoch"] == epoch, st["labs"][0]
+    assert st["labs"][0]["state"] == "running", st["labs"][0]
+    # The other host and its guest were left alone.
+    ga = guest_row(st, "ga")
+    assert ga["state"] == "running" and "adopted" not in ga["detail"], ga
+    assert alive(node_a) and context()[1]["ha"] == node_a
+    assert guest_pid("ga", "ha") == pid_a and qemus_of("ga", "ha") == [pid_a]
+
+    # The guest is alive inside, not just its process: its console answers.
+    out = run_in("gb", "hb", "echo adopted-$((6*7))")
+    assert "adopted-42" in out, out
+    assert "untouched-42" in run_in("ga", "ha", "echo untouched-$((6*7))")
+    # hb took its old data-plane port: ha's link to it comes back by itself.
+    wait_until("data-plane links up again", lambda: links_up(status(LAB)), timeout=20)
+    print(f"\nnode restart to adopted guest: {took:.2f} s")
+
+    # A graceful stop of the restarted node stops the QEMU it adopted; the
+    # node exits only once that QEMU has exited.
+    new.send_signal(signal.SIGTERM)
+    assert new.wait(timeout=30) == 0
+    assert not alive(pid_b), "the restarted node stopped without stopping its adopted guest"
+    assert alive(pid_a)
