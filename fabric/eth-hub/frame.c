@@ -50,6 +50,8 @@ size_t px_eth_tag(const uint8_t *f, size_t len, uint16_t vid, uint8_t pcp, uint8
 {
     /* In this order, out == f - 4 works: the addresses move back first, the
      * tag lands where they were, and the rest is already in place. */
+    if (len < 2 * PX_ETH_ALEN)
+        return 0;
     uint16_t tci = (uint16_t)((pcp & 7u) << 13 | (vid & PX_ETH_VID_MASK));
     memmove(out, f, 2 * PX_ETH_ALEN);
     out[12] = PX_ETH_P_8021Q >> 8;

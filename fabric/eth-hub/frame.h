@@ -65,10 +65,11 @@ static inline bool px_eth_mac_is_group(const uint8_t *mac)
  * subtracts 4 from *len. The 4 bytes at f are left as they were. */
 uint8_t *px_eth_untag(uint8_t *f, size_t *len);
 
-/* Write the untagged frame f of len bytes (len >= 12) to out with an
- * 802.1Q tag carrying vid (low 12 bits used) and pcp (low 3 bits used),
- * DEI 0. out has room for len + 4 bytes and either does not overlap f or is
- * exactly f - 4 (tagging in place in 4 bytes of headroom). Returns len + 4. */
+/* Write the untagged frame f of len bytes to out with an 802.1Q tag
+ * carrying vid (low 12 bits used) and pcp (low 3 bits used), DEI 0. out has
+ * room for len + 4 bytes and either does not overlap f or is exactly f - 4
+ * (tagging in place in 4 bytes of headroom). Returns len + 4; 0, writing
+ * nothing, when len < 12 (no addresses to put the tag after). */
 size_t px_eth_tag(const uint8_t *f, size_t len, uint16_t vid, uint8_t pcp, uint8_t *out);
 
 /* "52:54:00:12:34:56": lower-case hex, colons, NUL-terminated. */

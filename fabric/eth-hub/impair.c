@@ -119,6 +119,8 @@ static bool before(const imp_item *a, const imp_item *b)
 static px_err heap_push(px_impair *im, imp_item it)
 {
     if (im->n == im->cap) {
+        if (im->cap > UINT32_MAX / 2)
+            return PX_E_NOMEM;
         uint32_t cap = im->cap ? 2 * im->cap : 64;
         imp_item *h = realloc(im->heap, cap * sizeof(*h));
         if (!h)

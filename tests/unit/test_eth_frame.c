@@ -134,6 +134,12 @@ static void test_tag_masks_and_in_place(void **state)
     px_eth_tag(untagged, sizeof(untagged), 42, 3, expect);
     assert_int_equal(px_eth_tag(buf + 4, sizeof(untagged), 42, 3, buf), sizeof(buf));
     assert_memory_equal(buf, expect, sizeof(buf));
+
+    /* Fewer than 12 bytes: nothing to tag, nothing written. */
+    memset(out, 0x5a, sizeof(out));
+    assert_int_equal(px_eth_tag(untagged, 11, 1, 0, out), 0);
+    assert_int_equal(out[0], 0x5a);
+    assert_int_equal(px_eth_tag(untagged, 12, 1, 0, out), 16);
 }
 
 static void test_mac_text(void **state)

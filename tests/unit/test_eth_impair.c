@@ -156,6 +156,18 @@ static void test_jitter(void **state)
         at_now += d[i] == T0;
     }
     assert_in_range(at_now, 280, 390);
+
+    /* The range includes both ends: 1 ns of jitter gives -1, 0 and +1. */
+    c = (px_impair_cfg){.delay_ns = 10, .jitter_ns = 1, .limit = N};
+    px_impair_set(im, &c);
+    dues(im, 300, d);
+    int seen[3] = {0};
+    for (int i = 0; i < 300; i++) {
+        assert_in_range(d[i], T0 + 9, T0 + 11);
+        seen[d[i] - T0 - 9]++;
+    }
+    for (int k = 0; k < 3; k++)
+        assert_in_range(seen[k], 60, 140);
     px_impair_free(im);
 }
 
