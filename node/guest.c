@@ -288,10 +288,11 @@ static void on_adopted_status(px_qmp *q, px_err err, const px_qmp_status *st, co
 static void on_qmp_ready(px_qmp *q, void *ud)
 {
     px_guest *g = ud;
-    px_err err = g->adopted ? px_qmp_query_status(q, on_adopted_status, g)
-                            /* Endpoints are wired by the time QEMU is started; let the vCPUs
-                             * run. */
-                            : px_qmp_command(q, "cont", NULL, on_cont, g);
+    px_err err;
+    if (g->adopted)
+        err = px_qmp_query_status(q, on_adopted_status, g);
+    else /* Endpoints are wired by the time QEMU is started; let the vCPUs run. */
+        err = px_qmp_command(q, "cont", NULL, on_cont, g);
     if (err != PX_OK)
         qemu_signal(g, SIGKILL);
 }

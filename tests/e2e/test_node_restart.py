@@ -6,7 +6,7 @@ network namespace per node). Once both have booted, hb's plexus-node is
 killed with SIGKILL; its guest's QEMU must keep running. The node is then
 started again exactly as local mode started it: the same argv, environment
 and working directory, in the same network namespace, in a session of its
-own, logging to the same file (restart_node below; local mode has no
+own, logging to the same file (restart_hb below; local mode has no
 command for it, so the test reads /proc/PID/{cmdline,environ,cwd} and
 `ip netns identify PID` before the kill, and records the new pid in the
 lab's context file so that `plexus down` stops the new process and never
@@ -18,12 +18,13 @@ signals a reused pid). Checked:
     is untouched;
   - the data-plane links between the nodes come back (hb binds the port it
     had);
+  - killed again together with its guest's QEMU, the node starts that
+    guest afresh over the stale pid file and sockets, and it boots;
   - a graceful stop of the restarted node (SIGTERM) still stops the guest
     it adopted: the node exits only after that QEMU is gone.
 
 Run: PX_BUILD_DIR=build /usr/bin/python3 -m pytest tests/e2e/test_node_restart.py
 """
-import json
 import os
 import re
 import shutil
@@ -204,6 +205,27 @@ def lab(tmp_path):
         assert not leaks, f"left running after plexus down: {leaks}"
 
 
+def restart_hb(lab, also_kill=None):
+    """SIGKILL hb's node (and the process also_kill), then start the node
+    again as local mode did. Returns the new node's Popen."""
+    old = context()[1]["hb"]
+    launch = NodeLaunch(old)
+    os.kill(old, signal.SIGKILL)
+    if also_kill:
+        os.kill(also_kill, signal.SIGKILL)
+        wait_until(f"pid {also_kill} to die", lambda: not alive(also_kill), timeout=10,
+                   interval=0.01)
+    wait_until("hb's node to die", lambda: not alive(old), timeout=10, interval=0.01)
+    new = launch.start()
+    lab.append(new)
+    set_context_pid("hb", old, new.pid)
+    return new
+
+
+def hb_endpoint(st):
+    return next(n["endpoint"] for n in st["nodes"] if n["name"] == "hb")
+
+
 def test_killed_node_restarts_and_adopts_its_running_guest(lab):
     for g, h in (("ga", "ha"), ("gb", "hb")):
         wait_until(f"{g} to boot", lambda g=g, h=h: f"PLEXUS-GUEST-READY name={g}" in log(g, h),
@@ -211,35 +233,29 @@ def test_killed_node_restarts_and_adopts_its_running_guest(lab):
     st = status(LAB)
     assert {g["name"]: g["host"] for g in st["guests"]} == {"ga": "ha", "gb": "hb"}
     assert all(g["state"] == "running" for g in st["guests"]), st["guests"]
-    epoch = st["labs"][0]["epoch"]
+    epoch, endpoint = st["labs"][0]["epoch"], hb_endpoint(st)
     wait_until("data-plane links up", lambda: links_up(status(LAB)), timeout=20)
     pid_a, pid_b = guest_pid("ga", "ha"), guest_pid("gb", "hb")
     assert pid_a and pid_b and qemus_of("gb", "hb") == [pid_b]
-    _, nodes = context()
-    old_node, node_a = nodes["hb"], nodes["ha"]
-    launch = NodeLaunch(old_node)
+    node_a = context()[1]["ha"]
 
-    # SIGKILL: the node runs no cleanup; its guest's QEMU must not notice.
-    t0 = time.monotonic()
-    os.kill(old_node, signal.SIGKILL)
-    wait_until("hb's node to die", lambda: not alive(old_node), timeout=10, interval=0.01)
-    assert alive(pid_b), "gb's QEMU died with its node"
-    new = launch.start()
-    lab.append(new)
-    set_context_pid("hb", old_node, new.pid)
-
-    # The coordinator sends the plan again; the node adopts the QEMU.
-    def adopted():
+    def running_with(pid, adopted):
         st = status(LAB)
         gb = guest_row(st, "gb")
-        return st if gb["state"] == "running" and f"pid {pid_b} adopted" in gb["detail"] else None
+        return st if gb["state"] == "running" and guest_pid("gb", "hb") == pid and \
+            (f"QEMU pid {pid} adopted" in gb["detail"]) == adopted else None
 
-    st = wait_until("gb running with its original QEMU pid", adopted, timeout=30, interval=0.1)
+    # SIGKILL: the node runs no cleanup; its guest's QEMU must not notice.
+    # Once started again, it gets its plan again and adopts that QEMU.
+    t0 = time.monotonic()
+    new = restart_hb(lab)
+    assert alive(pid_b), "gb's QEMU died with its node"
+    st = wait_until("gb running with its original QEMU pid", lambda: running_with(pid_b, True),
+                    timeout=30, interval=0.1)
     took = time.monotonic() - t0
-    gb = guest_row(st, "gb")
-    assert gb["host"] == "hb"
-    assert alive(new.pid) and new.poll() is None
-    assert guest_pid("gb", "hb") == pid_b and qemus_of("gb", "hb") == [pid_b]
+    assert guest_row(st, "gb")["host"] == "hb"
+    assert new.poll() is None
+    assert qemus_of("gb", "hb") == [pid_b]
     # Nothing was re-placed: hb was back before the coordinator gave it up.
     assert st["labs"][0]["epoch"] == epoch, st["labs"][0]
     assert st["labs"][0]["state"] == "running", st["labs"][0]
@@ -248,18 +264,31 @@ def test_killed_node_restarts_and_adopts_its_running_guest(lab):
     assert ga["state"] == "running" and "adopted" not in ga["detail"], ga
     assert alive(node_a) and context()[1]["ha"] == node_a
     assert guest_pid("ga", "ha") == pid_a and qemus_of("ga", "ha") == [pid_a]
-
     # The guest is alive inside, not just its process: its console answers.
-    out = run_in("gb", "hb", "echo adopted-$((6*7))")
-    assert "adopted-42" in out, out
+    assert "adopted-42" in run_in("gb", "hb", "echo adopted-$((6*7))")
     assert "untouched-42" in run_in("ga", "ha", "echo untouched-$((6*7))")
     # hb took its old data-plane port: ha's link to it comes back by itself.
+    assert hb_endpoint(st) == endpoint
     wait_until("data-plane links up again", lambda: links_up(status(LAB)), timeout=20)
     print(f"\nnode restart to adopted guest: {took:.2f} s")
 
-    # A graceful stop of the restarted node stops the QEMU it adopted; the
-    # node exits only once that QEMU has exited.
+    # A guest whose QEMU died with the node is started afresh, over the
+    # stale pid file and sockets.
+    restart_hb(lab, also_kill=pid_b)
+    st = wait_until("gb started again", lambda: (p := guest_pid("gb", "hb")) != pid_b and
+                    running_with(p, False), timeout=30, interval=0.1)
+    pid_b2 = guest_pid("gb", "hb")
+    assert qemus_of("gb", "hb") == [pid_b2]
+    wait_until("gb to boot again", lambda: log("gb", "hb").count("PLEXUS-GUEST-READY name=gb") == 2,
+               timeout=BOOT_TIMEOUT, interval=0.5)
+    assert st["labs"][0]["epoch"] == epoch, st["labs"][0]
+    assert guest_pid("ga", "ha") == pid_a and alive(pid_a)
+
+    # Adopted once more, then a graceful stop of the node (SIGTERM) stops
+    # the QEMU it adopted: the node exits only once that QEMU has exited.
+    new = restart_hb(lab)
+    wait_until("gb adopted again", lambda: running_with(pid_b2, True), timeout=30, interval=0.1)
     new.send_signal(signal.SIGTERM)
     assert new.wait(timeout=30) == 0
-    assert not alive(pid_b), "the restarted node stopped without stopping its adopted guest"
+    assert not alive(pid_b2), "the restarted node stopped without stopping its adopted guest"
     assert alive(pid_a)
