@@ -64,7 +64,8 @@ struct px_slirp {
     uv_timer_t tmo; /* wakes the loop for libslirp's TCP timers */
     unsigned open_handles;
     bool closing, ep_ready;
-    unsigned depth; /* inside libslirp: close is finished when it returns */
+    bool follow_due; /* a guest address changed inside libslirp: fwds_sync when out */
+    unsigned depth;  /* inside libslirp: close is finished when it returns */
 
     pfd *pfds;
     int n_pfds; /* slots in pfds (highest fd + 1 seen) */
@@ -108,6 +109,8 @@ static void mac_str(const uint8_t *m, char out[18])
 
 /* ---- guest addresses and forwards ---- */
 
+static void fwds_sync(px_slirp *s);
+
 static int fwd_install(px_slirp *s, fwd *f, uint32_t ip)
 {
     struct in_addr any = {.s_addr = htonl(INADDR_ANY)};
@@ -129,20 +132,24 @@ static void fwd_uninstall(px_slirp *s, fwd *f)
     f->active = false;
 }
 
-/* (Re)install the forwards of mac for its address ip. */
-static void fwds_follow(px_slirp *s, const uint8_t mac[6], uint32_t ip)
+/* Install every forward whose guest's address is known and not the one
+ * it is installed for. Not from inside libslirp (learn() defers to here). */
+static void fwds_sync(px_slirp *s)
 {
+    s->follow_due = false;
     for (uint32_t i = 0; i < s->n_fwds; i++) {
         fwd *f = &s->fwds[i];
-        if (memcmp(f->mac, mac, 6) != 0 || (f->active && f->ip == ip))
+        uint32_t ip;
+        if (!px_slirp_lease(s, f->mac, &ip) || (f->active && f->ip == ip))
             continue;
         fwd_uninstall(s, f);
         char a[16], m[18];
         ip_str(ip, a);
-        mac_str(mac, m);
+        mac_str(f->mac, m);
         if (fwd_install(s, f, ip) != 0) {
             PX_WARN("slirp", "port forward not installed: host port in use",
-                    "uplink=%s %s=%u guest=%s:%u mac=%s hint=\"free port %u on this host\"",
+                    "uplink=%s %s=%u guest=%s:%u mac=%s hint=\"free port %u on this host; retried "
+                    "at the guest's next DHCP renewal\"",
                     s->name, f->udp ? "udp" : "tcp", f->host_port, a, f->guest_port, m,
                     f->host_port);
             continue;
@@ -168,7 +175,9 @@ static bool mac_unicast(const uint8_t *m)
     return !(m[0] & 1) && memcmp(m, zero, 6) != 0;
 }
 
-static void learn(px_slirp *s, const uint8_t mac[6], uint32_t ip)
+/* mac uses ip. retry: also when known already (a DHCP ACK: a forward that
+ * could not be installed is tried again). */
+static void learn(px_slirp *s, const uint8_t mac[6], uint32_t ip, bool retry)
 {
     if (!mac_unicast(mac) || !guest_ip(s, ip))
         return;
@@ -178,6 +187,11 @@ static void learn(px_slirp *s, const uint8_t mac[6], uint32_t ip)
             l = &s->leases[i];
     if (l && l->ip == ip) {
         l->seen = ++s->learn_seq;
+        if (retry) {
+            s->follow_due = true;
+            if (s->depth == 0)
+                fwds_sync(s);
+        }
         return;
     }
     if (!l && s->n_leases < PX_SLIRP_MAX_LEASES) {
@@ -195,7 +209,11 @@ static void learn(px_slirp *s, const uint8_t mac[6], uint32_t ip)
     ip_str(ip, a);
     mac_str(mac, m);
     PX_DEBUG("slirp", "guest address learnt", "uplink=%s mac=%s ip=%s", s->name, m, a);
-    fwds_follow(s, mac, ip);
+    /* Inside libslirp (a DHCP ACK being sent) its lists are not to be
+     * touched: the forwards move once it returns. */
+    s->follow_due = true;
+    if (s->depth == 0)
+        fwds_sync(s);
 }
 
 /* A frame from libslirp: a DHCP ACK names a guest's address. */
@@ -226,7 +244,7 @@ static void watch_out(px_slirp *s, const uint8_t *f, size_t len)
             break;
         if (code == 53 && b[at + 1] == 1) {
             if (b[at + 2] == 5) /* DHCPACK */
-                learn(s, b + 28, rd32(b + 16));
+                learn(s, b + 28, rd32(b + 16), true);
             return;
         }
         at += 2 + (size_t)b[at + 1];
@@ -241,9 +259,9 @@ static void watch_in(px_slirp *s, const uint8_t *f, size_t len)
         const uint8_t *a = f + ETH_HLEN;
         if (rd16(a) == 1 && rd16(a + 2) == ETHTYPE_IP && a[4] == 6 && a[5] == 4 &&
             memcmp(a + 8, f + 6, 6) == 0)
-            learn(s, a + 8, rd32(a + 14));
+            learn(s, a + 8, rd32(a + 14), false);
     } else if (type == ETHTYPE_IP && len >= ETH_HLEN + 20 && (f[ETH_HLEN] >> 4) == 4) {
-        learn(s, f + 6, rd32(f + ETH_HLEN + 12));
+        learn(s, f + 6, rd32(f + ETH_HLEN + 12), false);
     }
 }
 
@@ -332,6 +350,8 @@ static void stimer_fire(uv_timer_t *t)
     s->depth--;
     if (s->closing && s->depth == 0)
         finish_close(s);
+    else if (s->follow_due && s->depth == 0)
+        fwds_sync(s);
 }
 
 static void *cb_timer_new(SlirpTimerCb cb, void *cb_opaque, void *opaque)
@@ -570,6 +590,8 @@ static void on_check(uv_check_t *h)
     for (int i = 0; i < n_touched; i++)
         if (touched[i] < s->n_pfds)
             s->pfds[touched[i]].revents = 0;
+    if (s->follow_due && !s->closing)
+        fwds_sync(s);
     if (s->closing && s->depth == 0)
         finish_close(s);
 }
@@ -689,6 +711,8 @@ void px_slirp_input(px_slirp *s, const uint8_t *f, size_t len)
     slirp_input(s->slirp, f, (int)len);
     s->depth--;
     s->holding = was;
+    if (s->follow_due && s->depth == 0 && !s->closing)
+        fwds_sync(s);
     if (s->closing && s->depth == 0)
         finish_close(s);
 }

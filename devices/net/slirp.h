@@ -71,7 +71,8 @@ void px_slirp_input(px_slirp *s, const uint8_t *f, size_t len);
  * PX_E_IO (em: "port 8080 on this host is in use" and a hint) if the port
  * cannot be listened on; PX_E_TOOBIG past PX_SLIRP_MAX_FWDS. A forward for a
  * guest whose address is not known yet is checked by a trial bind and
- * installed when the address is learnt (a failure then is logged). */
+ * installed when the address is learnt (a failure then is logged, shown as
+ * not active, and tried again at the guest's next DHCP ACK). */
 px_err px_slirp_fwd_add(px_slirp *s, bool udp, uint16_t host_port, const uint8_t mac[6],
                         uint16_t guest_port, px_errmsg *em);
 

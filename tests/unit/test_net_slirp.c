@@ -578,6 +578,28 @@ static void test_port_forward(void **state)
     assert_true(run_until(f, got_syn, &sw2, WAIT_MS));
     close(c);
 
+    /* MAC2's port is taken by someone else before MAC2's address is known:
+     * the forward stays inactive, and is retried at its next DHCP ACK. */
+    uint16_t p3 = free_port();
+    assert_int_equal(px_slirp_fwd_add(f->s, false, p3, MAC2, 80, &em), PX_OK);
+    busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sa.sin_port = htons(p3);
+    sa.sin_addr.s_addr = htonl(INADDR_ANY);
+    assert_int_equal(bind(busy, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(busy, 1), 0);
+    do_dhcp(f, MAC2, IP(16));
+    assert_int_equal(px_slirp_fwds(f->s, fi, 4), 2);
+    assert_int_equal(fi[1].host_port, p3);
+    assert_false(fi[1].active);
+    assert_int_equal(fi[1].guest_ip, IP(16)); /* known, not installed */
+    close(busy);
+    uint8_t d[400];
+    n = dhcp_frame(d, MAC2, 3, IP(16)); /* renewal */
+    px_slirp_input(f->s, d, n);
+    assert_int_equal(px_slirp_fwds(f->s, fi, 4), 2);
+    assert_true(fi[1].active);
+    assert_int_equal(px_slirp_fwd_del(f->s, false, p3), PX_OK);
+
     /* Removed: nothing listens any more. */
     assert_int_equal(px_slirp_fwd_del(f->s, false, p1), PX_OK);
     assert_int_equal(px_slirp_fwd_del(f->s, false, p1), PX_E_NOTFOUND);
