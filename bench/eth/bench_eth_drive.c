@@ -131,6 +131,7 @@ static _Atomic bool rx_warm, tx_learnt, sender_done, abort_run;
 static _Atomic uint64_t first_send_ns;
 static uint32_t expect = 1;
 static uint64_t got, ooo, gaps, max_gap, backlog_max, last_ns, wrong_len, foreign, tx_frames;
+static uint32_t wrong_len_last; /* the length of the last frame of a wrong length */
 static uint32_t *lat_ns;
 static char fail_msg[256];
 static double relay_cpu_s;
@@ -221,8 +222,11 @@ static void on_rx_frame(const uint8_t *f, uint32_t len, uint64_t t)
     }
     if (flags)
         return;
-    if (len != C.size)
+    if (len != C.size) { /* cut short (vde_switch) or padded: not the frame that was sent */
         wrong_len++;
+        wrong_len_last = len;
+        return;
+    }
     if (seq < expect) {
         ooo++;
     } else {
@@ -770,12 +774,14 @@ int main(int argc, char **argv)
            "\"sent\":%u,"
            "\"received\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"out_of_order\":%" PRIu64
            ",\"gaps\":%" PRIu64 ",\"max_gap\":%" PRIu64 ",\"wrong_len\":%" PRIu64
-           ",\"foreign\":%" PRIu64 ",\"to_tx\":%" PRIu64 ",\"rx_backlog_max\":%" PRIu64
-           ",\"rx_left_bytes\":%" PRIu64 ",\"secs\":%.6f,\"send_secs\":%.6f,"
+           ",\"wrong_len_last\":%u,\"foreign\":%" PRIu64 ",\"to_tx\":%" PRIu64
+           ",\"rx_backlog_max\":%" PRIu64 ",\"rx_left_bytes\":%" PRIu64
+           ",\"secs\":%.6f,\"send_secs\":%.6f,"
            "\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"relay_cpu_s\":%.3f,\"plug_cpu_s\":%.3f",
            names[C.kind], C.mode == TPUT ? "tput" : "lat", C.size, C.batch, C.n, sent, got,
-           sent > got ? sent - got : 0, ooo, gaps, max_gap, wrong_len, foreign, tx_frames,
-           backlog_max, left_in_rx, secs, send_secs, cpu_user, cpu_sys, relay_cpu_s, plug_cpu);
+           sent > got ? sent - got : 0, ooo, gaps, max_gap, wrong_len, wrong_len_last, foreign,
+           tx_frames, backlog_max, left_in_rx, secs, send_secs, cpu_user, cpu_sys, relay_cpu_s,
+           plug_cpu);
     if (C.mode == TPUT) {
         printf(",\"fps\":%.1f,\"gbps\":%.4f,\"send_fps\":%.1f", secs > 0 ? (double)got / secs : 0,
                secs > 0 ? (double)got * C.size * 8 / secs / 1e9 : 0,
