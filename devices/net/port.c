@@ -54,6 +54,7 @@ struct px_netport {
     unsigned in_api; /* inside px_netport_send / flush / cutoff / close: no callbacks now */
     bool quiet_fail; /* a failed connect was logged; further failures at debug level */
     uint32_t retry_first, retry_cur;
+    uint64_t t_conn; /* STREAM: when the connection was made (uv_now) */
 
     uint8_t *rbuf; /* read buffer: STREAM chunk, DGRAM slots, TAP frame */
     uint8_t *dbuf; /* STREAM decoder buffer */
@@ -443,6 +444,25 @@ static void stream_frame(void *ud, const uint8_t *f, size_t len)
     p->on_rx(p->ud, p, f, len);
 }
 
+/* The delay before the next attempt, doubling up to the ceiling. */
+static uint32_t backoff(px_netport *p)
+{
+    uint32_t ms = p->retry_cur;
+    uint32_t cap = p->retry_first > PX_NETPORT_RETRY_MAX ? p->retry_first : PX_NETPORT_RETRY_MAX;
+    p->retry_cur = ms * 2 > cap ? cap : ms * 2;
+    return ms;
+}
+
+/* The connection ended: reconnect. One that lasted under a second does not
+ * reset the back-off (a peer that accepts and closes at once is not hammered). */
+static void stream_lost(px_netport *p)
+{
+    if (uv_now(p->loop) - p->t_conn >= 1000)
+        p->retry_cur = p->retry_first;
+    stream_down(p);
+    stream_retry_later(p, backoff(p));
+}
+
 static void stream_read(px_netport *p)
 {
     ssize_t n = read(p->fd, p->rbuf, STREAM_CHUNK);
@@ -451,9 +471,7 @@ static void stream_read(px_netport *p)
     if (n <= 0) {
         PX_INFO("net", "QEMU closed the stream; reconnecting", "port=%s err=\"%s\"", p->name,
                 n == 0 ? "end of stream" : strerror(errno));
-        stream_down(p);
-        p->retry_cur = p->retry_first;
-        stream_retry_later(p, p->retry_first);
+        stream_lost(p);
         return;
     }
     uint64_t rx0 = p->st.rx;
@@ -487,11 +505,7 @@ static void stream_try(px_netport *p)
         else
             PX_DEBUG("net", "connect to QEMU failed", "port=%s err=\"%s\"", p->name, strerror(e));
         p->quiet_fail = true;
-        uint32_t ms = p->retry_cur;
-        uint32_t cap =
-            p->retry_first > PX_NETPORT_RETRY_MAX ? p->retry_first : PX_NETPORT_RETRY_MAX;
-        p->retry_cur = ms * 2 > cap ? cap : ms * 2;
-        stream_retry_later(p, ms);
+        stream_retry_later(p, backoff(p));
         return;
     }
     int sz = SOCKBUF;
@@ -499,13 +513,13 @@ static void stream_try(px_netport *p)
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
     if (poll_new(p, &p->poll, fd) != 0) {
         close(fd);
-        stream_retry_later(p, p->retry_cur);
+        stream_retry_later(p, backoff(p));
         return;
     }
     p->fd = fd;
     p->poll_events = 0;
     p->quiet_fail = false;
-    p->retry_cur = p->retry_first;
+    p->t_conn = uv_now(p->loop);
     px_stream_dec_init(&p->dec, p->dbuf);
     p->st.connects++;
     PX_INFO("net", "connected to QEMU", "port=%s path=%s", p->name, p->path);
@@ -637,8 +651,7 @@ static void on_io(uv_poll_t *h, int status, int events)
     if (status < 0) {
         PX_WARN("net", "port socket error", "port=%s err=\"%s\"", p->name, uv_strerror(status));
         if (p->kind == PX_NETPORT_STREAM) {
-            stream_down(p);
-            stream_retry_later(p, p->retry_first);
+            stream_lost(p);
         } else {
             poll_drop(p, &p->poll); /* not to spin on it; the port carries nothing more */
             p->poll_events = 0;

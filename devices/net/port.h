@@ -86,7 +86,8 @@ typedef struct px_netport_opts {
     const char *name;      /* for logs: "lab/guest/eth0" */
     uint32_t id;           /* the caller's number for it */
     uint32_t retry_ms;     /* STREAM: first reconnect delay, 0 = 100 ms, doubling to 2 s
-                              while it fails */
+                              while it fails (a connection closed within a second
+                              counts as failing) */
     px_netport_rx_cb on_rx;
     px_netport_batch_cb on_batch; /* may be NULL */
     px_netport_state_cb on_state; /* may be NULL */

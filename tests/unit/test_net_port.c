@@ -481,6 +481,31 @@ static void test_stream_peer_not_reading(void **state)
         assert_int_equal(f->q_len[i], sizeof(fr));
 }
 
+/* A QEMU that accepts and closes at once (not the one it wants) is not
+ * hammered: the back-off grows as for a refused connect. */
+static bool accept_and_close(fx *f)
+{
+    for (;;) {
+        int c = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0)
+            return false;
+        close(c);
+    }
+}
+
+static void test_stream_flapping_peer_backs_off(void **state)
+{
+    fx *f = *state;
+    px_netport_opts o = opts(f, PX_NETPORT_STREAM);
+    qemu_listen(f);
+    assert_int_equal(px_netport_open(&f->loop, &o, &f->p, NULL), PX_OK);
+    assert_false(run_until(f, accept_and_close, 1500));
+    /* 10 ms doubling: about 8 attempts in 1.5 s; without back-off 100+. */
+    assert_true(stats(f).connects >= 3);
+    assert_true(stats(f).connects <= 12);
+    assert_int_equal(f->n_up, stats(f).connects);
+}
+
 /* ---- DGRAM ---- */
 
 static int qemu_dgram(fx *f)
@@ -720,6 +745,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_garbage_cutoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_cutoff_and_close_inside_rx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_peer_not_reading, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_flapping_peer_backs_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dgram_both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tap, setup, teardown),
