@@ -14,6 +14,7 @@
 #include "coordinator/topology.h"
 #include "node/accel.h"
 #include "node/can.h"
+#include "node/eth.h"
 #include "fabric/core/fsutil.h"
 #include "fabric/core/log.h"
 
@@ -142,6 +143,7 @@ static void lab_drop(px_node *n, uint32_t idx)
         if (l->guests[i].g)
             px_guest_close(l->guests[i].g, NULL, NULL);
     px_node_can_remove(n, l->name);
+    px_node_eth_remove(n, l->name);
     px_rm_tree(l->dir);
     px_topo_free(l->topo);
     free(l->guests);
@@ -396,6 +398,14 @@ static void apply_plan(px_node *n, const px_msg_plan *p)
         send_status(n, lab, p->epoch, "failed", err_text, NULL);
         return;
     }
+    /* Ethernet ports connect to QEMU's stream sockets whenever they appear. */
+    if (px_node_eth_apply(n, l, p, &em) != PX_OK) {
+        snprintf(err_text, sizeof(err_text), "Ethernet: %s", em.text);
+        PX_WARN("node", "lab's Ethernet segments cannot be set up", "lab=%s detail=\"%s\"", lab,
+                em.text);
+        send_status(n, lab, p->epoch, "failed", err_text, NULL);
+        return;
+    }
     lab_start_guests(n, l);
     l->ready = true;
     PX_INFO("node", "plan applied", "lab=%s epoch=%llu guests=%u nets=%u peers=%u", lab,
@@ -419,13 +429,18 @@ static void dispatch(px_node *n, const px_msg *m)
         apply_plan(n, &m->body.plan);
         break;
     case PX_MSG_TOOL: {
-        px_cansvc_reply *r = malloc(sizeof(*r));
+        const px_msg_tool *t = &m->body.tool;
+        bool eth = t->n_args && (px_str_eq(t->args[0], "link") || px_str_eq(t->args[0], "capture"));
+        void *r = malloc(eth ? sizeof(px_ethsvc_reply) : sizeof(px_cansvc_reply));
         if (!r)
             break;
         px_msg *out = n->scratch;
         memset(out, 0, sizeof(out->env) + sizeof(out->body.tool_reply));
         out->env.type = PX_MSG_TOOL_REPLY;
-        px_node_can_tool(n, &m->body.tool, &out->body.tool_reply, r);
+        if (eth)
+            px_node_eth_tool(n, t, &out->body.tool_reply, r);
+        else
+            px_node_can_tool(n, t, &out->body.tool_reply, r);
         send_msg(n, out);
         free(r);
         break;
@@ -443,6 +458,16 @@ static void dispatch(px_node *n, const px_msg *m)
 }
 
 static void heartbeat(uv_timer_t *t);
+
+/* A data-plane message from a peer node or a tool: to its fabric service. */
+static void data_msg(void *ud, const px_peer *from, const px_msg *m)
+{
+    px_node *n = ud;
+    if (m->env.type == PX_MSG_ETH && n->eth)
+        px_ethsvc_on_msg(n->eth, from, &m->body.eth);
+    else
+        px_node_can_msg(ud, from, m);
+}
 
 static void on_ctl_recv(px_chan *ch, const px_peer *from, const uint8_t *data, size_t len, void *ud)
 {
@@ -611,7 +636,10 @@ px_err px_node_start(px_node *n, uv_loop_t *loop, const px_node_opts *opts, px_e
     err = px_node_can_start(n, em);
     if (err)
         goto fail_data;
-    px_mesh_set_handler(&n->mesh, px_node_can_msg, n);
+    err = px_node_eth_start(n, em);
+    if (err)
+        goto fail_data;
+    px_mesh_set_handler(&n->mesh, data_msg, n);
     char ident[80];
     snprintf(ident, sizeof(ident), "node:%s", n->name);
     px_chan_opts copt = {.role = PX_CHAN_CLIENT,
@@ -653,6 +681,11 @@ fail_data:
         px_cansvc_close(n->can, mesh_closed, n);
         n->can = NULL;
     }
+    if (n->eth) {
+        n->pending_close++;
+        px_ethsvc_close(n->eth, mesh_closed, n);
+        n->eth = NULL;
+    }
     px_chan_close(n->data, chan_closed, n);
     uv_run(loop, UV_RUN_DEFAULT);
     goto fail_scratch;
@@ -677,9 +710,11 @@ void px_node_stop(px_node *n)
         lab_drop(n, n->n_labs - 1);
     uv_timer_stop(&n->hb);
     uv_close((uv_handle_t *)&n->hb, NULL);
-    n->pending_close = 4;
+    n->pending_close = 5;
     px_cansvc_close(n->can, mesh_closed, n);
     n->can = NULL;
+    px_ethsvc_close(n->eth, mesh_closed, n);
+    n->eth = NULL;
     px_mesh_close(&n->mesh, mesh_closed, n);
     px_chan_close(n->ctl, chan_closed, n);
     px_chan_close(n->data, chan_closed, n);

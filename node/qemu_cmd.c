@@ -81,7 +81,9 @@ static const char *nic_device(px_topo_nic_model m)
 typedef px_err (*device_fn)(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,
                             px_errmsg *em);
 
-/* Ethernet: QEMU is the stream server so a node restart can reconnect. */
+/* Ethernet: QEMU is the stream server so a node restart can reconnect
+ * (port: stream), or sends datagrams to the node's socket (port: dgram).
+ * The paths are qemu_cmd.h's. */
 static px_err nics(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,
                    px_errmsg *em)
 {
@@ -89,14 +91,22 @@ static px_err nics(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu
     px_err err = PX_OK;
     for (uint32_t i = 0; i < gu->n_nics && !err; i++) {
         const px_topo_nic *n = &gu->nics[i];
-        char path[4200];
-        int len = snprintf(path, sizeof(path), "%s/n%u-%u.sock", cfg->rundir, g, i);
-        if (len >= 108)
+        bool dgram = n->port == PX_TOPO_NIC_DGRAM;
+        char path[4200], node[4200];
+        int len = snprintf(path, sizeof(path), dgram ? PX_NODE_NIC_DGRAM : PX_NODE_NIC_STREAM,
+                           cfg->rundir, g, i);
+        int nlen = snprintf(node, sizeof(node), PX_NODE_NIC_NODE, cfg->rundir, g, i);
+        if (len >= 108 || (dgram && nlen >= 108))
             return px_errmsg_set(em, PX_E_CONFIG,
                                  "guest %s: NIC socket path %s is too long for a UNIX socket",
                                  gu->name, path);
         err = add(c, "-netdev");
-        if (!err)
+        if (!err && dgram)
+            err = add(c,
+                      "dgram,id=nic%u,local.type=unix,local.path=%s,remote.type=unix,"
+                      "remote.path=%s",
+                      i, path, node);
+        else if (!err)
             err = add(c, "stream,id=nic%u,server=on,addr.type=unix,addr.path=%s", i, path);
         if (!err)
             err = add(c, "-device");
@@ -272,6 +282,18 @@ static px_err image_args(const px_topo *t, const px_topo_guest *gu, const px_qem
             snprintf(canspec + l, sizeof(canspec) - l, "%scan%u:%s",
                      i ? "," : " plexus.can=", ifidx, rates);
             ifidx += gu->cans[i].controller == PX_TOPO_CAN_CTUCAN_PCI ? 2 : 1;
+        }
+    }
+    /* ... and asks for DHCP on NICs whose segment has a NAT uplink (the
+     * uplink's DHCP server answers), unless the command line sets up the
+     * network itself. */
+    if (im->type == PX_TOPO_IMAGE_BUILTIN && !(append && strstr(append, "plexus.net="))) {
+        for (uint32_t i = 0; i < gu->n_nics; i++) {
+            if (!t->eth_segments[gu->nics[i].segment].nat.enabled || gu->nics[i].vlan)
+                continue;
+            size_t l = strlen(canspec);
+            snprintf(canspec + l, sizeof(canspec) - l, "%seth%u",
+                     strstr(canspec, "plexus.dhcp=") ? "," : " plexus.dhcp=", i);
         }
     }
     if (!err) {

@@ -14,6 +14,7 @@
  *   NAME.log      everything the serial console printed (logfile of c<N>)
  *   NAME.pid      QEMU's pid file
  *   n<N>-<I>.sock Ethernet NIC I (-netdev stream, QEMU as server)
+ *   n<N>-<I>.dgram / .node  the same with port: dgram (QEMU's / the node's)
  *   can/g<N>c<I>.sock CAN controller I: the node's endpoint, QEMU connects
  *                 through libpxcanshim.so (LD_PRELOAD, in env[])
  */
@@ -24,6 +25,12 @@
 #include <stdint.h>
 
 #include "coordinator/topology.h"
+
+/* Ethernet socket paths of NIC I of guest G in the lab's runtime directory
+ * (node/eth.c opens the node's ends). */
+#define PX_NODE_NIC_STREAM "%s/n%u-%u.sock"  /* QEMU listens (port: stream) */
+#define PX_NODE_NIC_DGRAM  "%s/n%u-%u.dgram" /* QEMU's own socket (port: dgram) */
+#define PX_NODE_NIC_NODE   "%s/n%u-%u.node"  /* the node's socket (port: dgram) */
 #include "fabric/core/err.h"
 
 #define PX_QEMU_MAX_ARGS  256u

@@ -354,7 +354,10 @@ static int capture_run(cap *c, const px_keypair *key, const char *out_path)
         uv_timer_start(&c->stop_timer, on_stop, c->stop_after_ms, 0);
     if (rc)
         finish(c);
-    uv_run(&c->loop, UV_RUN_DEFAULT);
+    /* The transport's own handles keep the loop alive: run until ours are
+     * closed (finish, then the linger). */
+    while (c->open_handles)
+        uv_run(&c->loop, UV_RUN_ONCE);
     drain(c, UINT64_MAX);
     px_transport_free(c->tp);
     uv_run(&c->loop, UV_RUN_DEFAULT);
