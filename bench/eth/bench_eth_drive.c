@@ -38,14 +38,17 @@
  * arriving at tx are read and discarded throughout (QEMU would hand them to
  * the guest). Stale frames of an earlier run (another run id) are ignored.
  *
- *   tput  N frames as fast as tx's socket (pipe) takes them, one write per
- *         frame as QEMU does (--batch B: B frames per write); a full socket is the back-pressure.
- * frames/s and Gbit/s (frame bytes * 8, no framing) from the first send to the last receive; rx
- * checks the sequence (lost = sent - received; out of order = a sequence number below the next
- * expected). lat   N frames, one every P microseconds (absolute pacing); one-way latency at rx:
- * p50/p90/p99/max; --dump FILE writes "SEQ NS" lines.
- *         --batch B: B frames in one write every P microseconds instead (a
- *         diagnostic: bursts of a known size).
+ *   tput  N frames as fast as tx's socket (pipe) takes them, one write
+ *         per frame as QEMU does (--batch B: B frames per write); a full
+ *         socket is the back-pressure. frames/s and Gbit/s (frame bytes * 8,
+ *         no framing) from the first send to the last receive; rx checks
+ *         the sequence (lost = sent - received, a frame of the wrong length
+ *         included; out of order = a sequence number below the next
+ *         expected).
+ *   lat   N frames, one every P microseconds (absolute pacing); one-way
+ *         latency at rx: p50/p90/p99/max; --dump FILE writes "SEQ NS"
+ *         lines. --batch B: B frames in one write every P microseconds
+ *         instead (a diagnostic: bursts of a known size).
  *
  * Output: one JSON line on stdout. Exit status 0 if it ran (even with loss:
  * the harness judges), 1 on a setup failure or a stall.
