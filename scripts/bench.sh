@@ -3,7 +3,8 @@
 # Every figure is a ratio against a peer measured in the same run (raw libzmq,
 # greedy placement, ...); nothing here is a pass/fail gate. The machine should
 # be otherwise idle: the transport bench keeps two processes busy, the CAN
-# bench two plexus-node daemons and its frame driver.
+# bench two plexus-node daemons and its frame driver; the Ethernet bench
+# the same, plus vde_switch and vde_plug (Debian's vde2) as its peer.
 set -euo pipefail
 dir=${1:-build}
 shift || true
@@ -31,6 +32,11 @@ fi
 if [ -x "$dir/bench/can/bench_can_drive" ]; then
   echo "== CAN bus (bench/can)"
   /usr/bin/python3 bench/can/bench_can.py --build "$dir" "${quick[@]}" || status=1
+  echo
+fi
+if [ -x "$dir/bench/eth/bench_eth_drive" ]; then
+  echo "== Ethernet segment (bench/eth)"
+  /usr/bin/python3 bench/eth/bench_eth.py --build "$dir" "${quick[@]}" || status=1
   echo
 fi
 echo "== guest boot (bench/boot)"
