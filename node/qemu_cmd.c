@@ -285,9 +285,8 @@ static px_err image_args(const px_topo *t, const px_topo_guest *gu, const px_qem
         }
     }
     /* ... and asks for DHCP on NICs whose segment has a NAT uplink (the
-     * uplink's DHCP server answers), unless the command line sets up the
-     * network itself. */
-    if (im->type == PX_TOPO_IMAGE_BUILTIN && !(append && strstr(append, "plexus.net="))) {
+     * uplink's DHCP server answers). */
+    if (im->type == PX_TOPO_IMAGE_BUILTIN) {
         for (uint32_t i = 0; i < gu->n_nics; i++) {
             if (!t->eth_segments[gu->nics[i].segment].nat.enabled || gu->nics[i].vlan)
                 continue;

@@ -148,6 +148,40 @@ static void test_builtin_guest_line(void **state)
     px_topo_free(t);
 }
 
+/* port: dgram NICs send to the node's socket; NICs on a NAT segment (and
+ * only those) ask the built-in image for DHCP. */
+static void test_nic_ports_and_dhcp(void **state)
+{
+    (void)state;
+    px_topo *t = load("name: l\n"
+                      "defaults: {image: 'builtin:tiny', memory: 256M}\n"
+                      "nets:\n"
+                      "  wan: {type: eth_segment, nat: true}\n"
+                      "  lan: {type: eth_segment}\n"
+                      "nodes:\n"
+                      "  a: {nics: [lan, wan, {segment: wan, port: dgram}]}\n"
+                      "  b: {nics: [lan]}\n");
+    px_qemu_cfg cfg = {.rundir = dir, .image_dir = images, .accel = PX_TOPO_ACCEL_TCG};
+    px_qemu_cmd c;
+    px_errmsg em = {{0}};
+    assert_int_equal(px_qemu_cmd_build(t, 0, &cfg, &c, &em), PX_OK);
+    char want[512];
+    snprintf(want, sizeof(want), "stream,id=nic1,server=on,addr.type=unix,addr.path=%s/n0-1.sock",
+             dir);
+    assert_string_equal(arg_after(&c, "-netdev", 1), want);
+    snprintf(want, sizeof(want),
+             "dgram,id=nic2,local.type=unix,local.path=%s/n0-2.dgram,remote.type=unix,"
+             "remote.path=%s/n0-2.node",
+             dir, dir);
+    assert_string_equal(arg_after(&c, "-netdev", 2), want);
+    assert_non_null(strstr(arg_after(&c, "-append", 0), " plexus.dhcp=eth1,eth2"));
+    px_qemu_cmd_fini(&c);
+    assert_int_equal(px_qemu_cmd_build(t, 1, &cfg, &c, &em), PX_OK);
+    assert_null(strstr(arg_after(&c, "-append", 0), "plexus.dhcp"));
+    px_qemu_cmd_fini(&c);
+    px_topo_free(t);
+}
+
 static void test_kvm_and_describe(void **state)
 {
     (void)state;
@@ -206,6 +240,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builtin_guest_line),
+        cmocka_unit_test(test_nic_ports_and_dhcp),
         cmocka_unit_test(test_kvm_and_describe),
         cmocka_unit_test(test_errors_say_what),
     };
