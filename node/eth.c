@@ -127,6 +127,46 @@ static px_err add_ports(px_node_lab *l, uint32_t si, px_ethsvc_seg_cfg *c, px_er
     return PX_OK;
 }
 
+/* The topology's link_down and impair faults on segment si: whole-segment
+ * ones on every member, a guest's only where its ports are. */
+static void add_faults(const px_node_lab *l, uint32_t si, px_ethsvc_seg_cfg *c)
+{
+    const px_topo *t = l->topo;
+    for (uint32_t k = 0; k < t->n_faults; k++) {
+        const px_topo_fault *tf = &t->faults[k];
+        if (tf->net.type != PX_TOPO_OBJ_ETH_SEGMENT || tf->net.index != si ||
+            (tf->type != PX_TOPO_FAULT_LINK_DOWN && tf->type != PX_TOPO_FAULT_IMPAIR))
+            continue;
+        px_ethsvc_fault_cfg f = {.down = tf->type == PX_TOPO_FAULT_LINK_DOWN,
+                                 .at_ms = tf->at_ns / 1000000,
+                                 .duration_ms = tf->duration_ns / 1000000,
+                                 .every_ms = tf->every_ns / 1000000};
+        snprintf(f.name, sizeof(f.name), "%s", tf->name);
+        if (tf->type == PX_TOPO_FAULT_IMPAIR) {
+            px_impair_cfg ic = impair_cfg(&tf->impair);
+            if (tf->guest == PX_TOPO_NONE || tf->impair.direction != PX_TOPO_DIR_INGRESS)
+                f.egress = ic;
+            if (tf->guest != PX_TOPO_NONE && tf->impair.direction != PX_TOPO_DIR_EGRESS)
+                f.ingress = ic;
+        }
+        if (tf->guest == PX_TOPO_NONE) {
+            if (c->n_faults < PX_ETHSVC_MAX_FAULTS)
+                c->faults[c->n_faults++] = f;
+            continue;
+        }
+        const px_topo_guest *gu = &t->guests[tf->guest];
+        for (uint32_t i = 0; i < gu->n_nics; i++) {
+            char port[80];
+            snprintf(port, sizeof(port), "%s:eth%u", gu->name, i);
+            for (uint32_t p = 0; p < c->n_ports && c->n_faults < PX_ETHSVC_MAX_FAULTS; p++)
+                if (strcmp(c->ports[p].name, port) == 0) {
+                    c->faults[c->n_faults] = f;
+                    snprintf(c->faults[c->n_faults++].port, sizeof(f.port), "%s", port);
+                }
+        }
+    }
+}
+
 static px_err seg_cfg(px_node *n, px_node_lab *l, const px_msg_plan *p, uint32_t pi, uint32_t si,
                       px_ethsvc_seg_cfg *c, px_errmsg *em)
 {
@@ -165,7 +205,10 @@ static px_err seg_cfg(px_node *n, px_node_lab *l, const px_msg_plan *p, uint32_t
                 }
         }
     }
-    return add_ports(l, si, c, em);
+    px_err err = add_ports(l, si, c, em);
+    if (!err)
+        add_faults(l, si, c);
+    return err;
 }
 
 px_err px_node_eth_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_errmsg *em)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "devices/net/slirp.h"
@@ -44,6 +45,7 @@ typedef struct eport {
     bool uplink;
     px_impair_cfg eg_cfg, in_cfg; /* in force: the topology's or set at run time */
     bool live;                    /* eg/in set by `link set` */
+    bool down;                    /* a link_down fault holds it */
     px_impair *eg, *in;           /* NULL while not impaired */
     uint64_t cut_until_ms;
     char cut_why[160];
@@ -88,6 +90,15 @@ struct eseg {
     uv_timer_t timer; /* impairment queues */
     bool timer_open;
     uint64_t timer_due;
+    /* scheduled faults */
+    uint64_t start_ms;
+    uv_timer_t ftimer;
+    bool ftimer_open;
+    bool down;                /* a link_down fault holds the whole segment */
+    px_impair_cfg seg_impair; /* the segment's own impairment */
+    bool fault_on[PX_ETHSVC_MAX_FAULTS];
+    uint64_t fault_next[PX_ETHSVC_MAX_FAULTS]; /* next start or end, UINT64_MAX: none */
+    uint64_t down_drops;
     /* counters */
     uint64_t frames, bytes, flooded, local_unicast, remote_unicast, from_remote, remote_bad,
         vlan_drops, oversize, runts, to_remote_dropped;
@@ -123,6 +134,7 @@ struct px_ethsvc {
 };
 
 static void release(px_ethsvc *s);
+static void svc_handle_closed(uv_handle_t *h);
 
 static uint64_t now_ns(const px_ethsvc *s)
 {
@@ -295,6 +307,10 @@ static void deliver(eport *p, uint16_t vid, const uint8_t *f, size_t len)
     eseg *g = p->seg;
     if (p->cut_until_ms && now_ms(g->svc) < p->cut_until_ms)
         return;
+    if (p->down) {
+        g->down_drops++;
+        return;
+    }
     uint16_t pv = p->uplink ? 0 : p->cfg.vlan;
     if (pv) { /* access port: its VLAN only, untagged */
         if (vid != pv)
@@ -326,6 +342,10 @@ static void flood_local(eseg *g, uint32_t except, uint16_t vid, const uint8_t *f
  * src (or, with src >= REMOTE_BASE, from a member node). */
 static void bridge(eseg *g, uint32_t src, uint16_t vid, const uint8_t *f, size_t len)
 {
+    if (g->down) {
+        g->down_drops++;
+        return;
+    }
     uint64_t t = now_ns(g->svc);
     const uint8_t *dst = f, *smac = f + 6;
     g->frames++;
@@ -394,6 +414,10 @@ static void port_in(eport *p, const uint8_t *f, size_t len)
         if (now_ms(g->svc) < p->cut_until_ms)
             return;
         p->cut_until_ms = 0;
+    }
+    if (p->down) {
+        g->down_drops++;
+        return;
     }
     px_eth_hdr h;
     px_errmsg em = {{0}};
@@ -611,6 +635,95 @@ static px_err port_open(eseg *g, uint32_t idx, const px_ethsvc_port_cfg *c, cons
     return PX_OK;
 }
 
+/* The segment's own impairment becomes c; frames queued under an
+ * impairment that is switched off go on at once. */
+static px_err seg_impair_set(eseg *g, const px_impair_cfg *c)
+{
+    px_impair *old = g->imp;
+    px_err err = impair_make(c, g->key, &g->imp);
+    if (old && !g->imp) {
+        const uint8_t *f;
+        size_t len;
+        uint64_t tag;
+        while (px_impair_pop(old, UINT64_MAX, &f, &len, &tag))
+            bridge(g, (uint32_t)tag, (uint16_t)(tag >> 32), f, len);
+        px_impair_free(old);
+    }
+    return err;
+}
+
+/* ---- scheduled faults (the topology's link_down and impair) ---- */
+
+static int32_t port_index(const eseg *g, const char *name)
+{
+    for (uint32_t i = 0; i < g->n_ports; i++)
+        if (strcmp(g->ports[i]->cfg.name, name) == 0)
+            return (int32_t)i;
+    return -1;
+}
+
+static void fault_set(eseg *g, uint32_t i, bool on)
+{
+    const px_ethsvc_fault_cfg *f = &g->cfg.faults[i];
+    g->fault_on[i] = on;
+    int32_t pi = f->port[0] ? port_index(g, f->port) : -1;
+    PX_INFO("eth", on ? "fault starts" : "fault ends", "lab=%s segment=%s fault=%s port=%s",
+            g->lab->name, g->cfg.name, f->name, f->port[0] ? f->port : "*");
+    if (f->port[0] && pi < 0)
+        return;
+    eport *p = pi >= 0 ? g->ports[pi] : NULL;
+    if (f->down) {
+        if (p)
+            p->down = on;
+        else
+            g->down = on;
+        if (on && p)
+            px_fdb_flush_port(g->fdb, p->idx);
+        else if (on)
+            px_fdb_flush(g->fdb);
+        return;
+    }
+    if (p) {
+        port_impair(p, on ? &f->egress : &p->cfg.egress, on ? &f->ingress : &p->cfg.ingress);
+        p->live = false;
+    } else {
+        seg_impair_set(g, on ? &f->egress : &g->seg_impair);
+    }
+    arm_timer(g);
+}
+
+static void on_fault_timer(uv_timer_t *t);
+
+/* Every fault whose time has come changes state (a timer that fired late,
+ * or a segment rebuilt by a new plan, catches up in order); then the
+ * timer waits for the next change. */
+static void faults_run(eseg *g)
+{
+    uint64_t now = now_ms(g->svc), next = UINT64_MAX;
+    for (uint32_t i = 0; i < g->cfg.n_faults; i++) {
+        const px_ethsvc_fault_cfg *f = &g->cfg.faults[i];
+        while (g->fault_next[i] <= now) {
+            uint64_t at = g->fault_next[i];
+            if (!g->fault_on[i]) {
+                fault_set(g, i, true);
+                g->fault_next[i] = f->duration_ms ? at + f->duration_ms : UINT64_MAX;
+            } else {
+                fault_set(g, i, false);
+                g->fault_next[i] = f->every_ms ? at - f->duration_ms + f->every_ms : UINT64_MAX;
+            }
+        }
+        if (g->fault_next[i] < next)
+            next = g->fault_next[i];
+    }
+    if (next != UINT64_MAX && g->ftimer_open)
+        uv_timer_start(&g->ftimer, on_fault_timer, next - now, 0);
+}
+
+static void on_fault_timer(uv_timer_t *t)
+{
+    faults_run(t->data);
+}
+
 /* ---- segments ---- */
 
 static void seg_timer_closed(uv_handle_t *h)
@@ -644,6 +757,11 @@ static void seg_free(eseg *g)
         if (g->caps[i].has_prog)
             pcap_freecode(&g->caps[i].prog);
     }
+    if (g->ftimer_open) {
+        s->pending++;
+        g->ftimer.data = s; /* g may be gone when its close callback runs */
+        uv_close((uv_handle_t *)&g->ftimer, svc_handle_closed);
+    }
     if (g->timer_open) {
         s->pending++;
         uv_close((uv_handle_t *)&g->timer, seg_timer_closed);
@@ -675,7 +793,11 @@ static px_err seg_open(px_ethsvc *s, elab *l, const px_ethsvc_seg_cfg *c, eseg *
     for (uint32_t k = 0; k < c->n_members; k++)
         if (strcmp(c->members[k], s->self) == 0)
             g->self = k;
-    px_err err = px_fdb_new(0, 0, &g->fdb);
+    uint64_t seed;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+        seed = uv_hrtime() ^ g->key;
+    /* Keyed hashing: guests cannot pick MACs that collide in the table. */
+    px_err err = px_fdb_new_seeded(0, 0, seed, &g->fdb);
     if (!err)
         err = impair_make(&c->impair, g->key, &g->imp);
     uint32_t np = c->n_ports + (c->nat ? 1u : 0u);
@@ -688,6 +810,11 @@ static px_err seg_open(px_ethsvc *s, elab *l, const px_ethsvc_seg_cfg *c, eseg *
     uv_timer_init(s->loop, &g->timer);
     g->timer.data = g;
     g->timer_open = true;
+    uv_timer_init(s->loop, &g->ftimer);
+    g->ftimer.data = g;
+    g->ftimer_open = true;
+    g->seg_impair = c->impair;
+    g->start_ms = old ? old->start_ms : now_ms(s);
     for (uint32_t i = 0; i < c->n_ports && !err; i++) {
         eport *kept = NULL;
         for (uint32_t j = 0; old && j < old->n_ports && !kept; j++)
@@ -762,6 +889,9 @@ static px_err seg_open(px_ethsvc *s, elab *l, const px_ethsvc_seg_cfg *c, eseg *
         seg_free(g);
         return err;
     }
+    for (uint32_t i = 0; i < c->n_faults; i++)
+        g->fault_next[i] = g->start_ms + c->faults[i].at_ms;
+    faults_run(g);
     *out = g;
     return PX_OK;
 }
@@ -886,14 +1016,6 @@ static void on_frames(eseg *g, const px_peer *from, const px_msg_eth *m)
         PX_WARN("eth", "malformed frames from a member", "segment=%s member=%s detail=\"%s\"",
                 g->cfg.name, g->cfg.members[m->node], em.text);
     }
-}
-
-static int32_t port_index(const eseg *g, const char *name)
-{
-    for (uint32_t i = 0; i < g->n_ports; i++)
-        if (strcmp(g->ports[i]->cfg.name, name) == 0)
-            return (int32_t)i;
-    return -1;
 }
 
 static void cap_free(ecap *c)
@@ -1117,6 +1239,20 @@ static void tool_show(eseg *g, const char *only, px_ethsvc_reply *out)
         port_show(g->ports[i], ms, out->text, sizeof(out->text), &tl, out->json, sizeof(out->json),
                   &jl, first);
         first = false;
+    }
+    tb_add(out->json, sizeof(out->json), &jl, "],\"down_drops\":%" PRIu64 ",\"faults\":[",
+           g->down_drops);
+    for (uint32_t i = 0; i < g->cfg.n_faults; i++) {
+        const px_ethsvc_fault_cfg *f = &g->cfg.faults[i];
+        if (only && strcmp(only, f->port) != 0)
+            continue;
+        tb_add(out->json, sizeof(out->json), &jl,
+               "%s{\"name\":\"%s\",\"type\":\"%s\",\"port\":\"%s\",\"active\":%s}",
+               jl && out->json[jl - 1] == '[' ? "" : ",", f->name, f->down ? "link_down" : "impair",
+               f->port, g->fault_on[i] ? "true" : "false");
+        if (g->fault_on[i])
+            tb_add(out->text, sizeof(out->text), &tl, "  fault %s (%s%s%s) is active\n", f->name,
+                   f->down ? "link_down" : "impair", f->port[0] ? " on " : "", f->port);
     }
     tb_add(out->json, sizeof(out->json), &jl, "]}");
     if (tl && out->text[tl - 1] == '\n')

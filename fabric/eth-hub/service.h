@@ -82,6 +82,19 @@ typedef struct px_ethsvc_fwd_cfg {
     char guest[64];
 } px_ethsvc_fwd_cfg;
 
+#define PX_ETHSVC_MAX_FAULTS 16u
+
+/* A scheduled fault of the topology (`faults:` link_down or impair on this
+ * segment), times from when the segment started on this node. */
+typedef struct px_ethsvc_fault_cfg {
+    char name[64];
+    bool down;            /* link_down; else impair */
+    char port[80];        /* a port on this node ("GUEST:ethN"), "" = the whole segment */
+    px_impair_cfg egress; /* impair: what replaces the port's (or segment's: egress) */
+    px_impair_cfg ingress;
+    uint64_t at_ms, duration_ms, every_ms; /* duration 0: until teardown; every 0: once */
+} px_ethsvc_fault_cfg;
+
 typedef struct px_ethsvc_seg_cfg {
     char name[64];
     bool hub;
@@ -98,6 +111,8 @@ typedef struct px_ethsvc_seg_cfg {
     uint8_t nat_prefix;
     uint32_t n_fwds;
     px_ethsvc_fwd_cfg fwds[PX_ETHSVC_MAX_FWDS];
+    uint32_t n_faults;
+    px_ethsvc_fault_cfg faults[PX_ETHSVC_MAX_FAULTS];
 } px_ethsvc_seg_cfg;
 
 /* What a tool command answers (TOOL_REPLY). */

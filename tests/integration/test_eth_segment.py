@@ -339,3 +339,51 @@ def test_capture_merges_hosts(tmp_path, lab):
     finally:
         for n in (a, b, c):
             n.close()
+
+
+FAULTS = """\
+name: {name}
+defaults: {{image: builtin:tiny, memory: 128M, cpus: 1}}
+hosts:
+  ha: {{cpus: 8, memory: 4G}}
+  hb: {{cpus: 8, memory: 4G}}
+nets:
+  lan: {{type: eth_segment}}
+placement:
+  pin: {{a: ha, b: hb, c: ha, lan: ha}}
+nodes:
+  a: {{nics: [{{segment: lan, mac: "52:54:00:00:00:0a"}}]}}
+  b: {{nics: [{{segment: lan, mac: "52:54:00:00:00:0b"}}]}}
+  c: {{nics: [{{segment: lan, mac: "52:54:00:00:00:0c"}}]}}
+faults:
+  - {{name: cdown, type: link_down, net: lan, guest: c}}
+  - {{name: blackout, type: impair, net: lan, impair: {{loss: 100%}}, at: 0s, duration: 8s}}
+"""
+
+
+def test_scheduled_faults(tmp_path, lab):
+    up(tmp_path, lab, FAULTS.format(name=lab))
+    a, b, c = three_nics(lab)
+    try:
+        def active(name):
+            return any(f["name"] == name and f["active"]
+                       for node in show(lab, "lan") for f in node["faults"])
+        assert active("cdown") and active("blackout")
+        lost = eth(BCAST, mac(0xa), b"in the blackout")
+        a.send(lost)
+        # The segment-wide fault runs on both members; once it ends, frames flow,
+        # except to and from c, whose link stays down until teardown.
+        wait_until("blackout over", lambda: not active("blackout"), 15, interval=0.2)
+        f = eth(BCAST, mac(0xa), b"after")
+        a.send(f)
+        wait_until("frame after the blackout at b", lambda: f in b.frames(), 10)
+        c.send(eth(BCAST, mac(0xc), b"from c"))
+        marker = eth(BCAST, mac(0xb), b"marker")
+        b.send(marker)
+        wait_until("marker at a", lambda: marker in a.frames(), 10)
+        assert lost not in b.frames() and lost not in c.frames()
+        assert not c.frames() and not any(b"from c" in x for x in a.frames() + b.frames())
+        assert active("cdown")
+    finally:
+        for n in (a, b, c):
+            n.close()
