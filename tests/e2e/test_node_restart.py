@@ -6,10 +6,10 @@ network namespace per node). Once both have booted, hb's plexus-node is
 killed with SIGKILL; its guest's QEMU must keep running. The node is then
 started again exactly as local mode started it: the same argv, environment
 and working directory, in the same network namespace, in a session of its
-own, logging to the same file (restart_hb below; local mode has no
-command for it, so the test reads /proc/PID/{cmdline,environ,cwd} and
-`ip netns identify PID` before the kill, and records the new pid in the
-lab's context file so that `plexus down` stops the new process and never
+own, logging to the same file (restart_node in tests/pylib/plexus_test.py;
+local mode has no command for it, so it reads /proc/PID/{cmdline,environ,
+cwd} and `ip netns identify PID` before the kill, and records the new pid
+in the lab's context file so that `plexus down` stops the new process and never
 signals a reused pid). Checked:
   - the coordinator sends hb its plan again and hb reports the guest
     running with the SAME QEMU pid (the status detail names it), no second
@@ -38,11 +38,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import BUILD, alive, run, status, wait_until  # noqa: E402
+from plexus_test import (BUILD, LOCAL_ROOT, alive, lab_context, reap_restarted,  # noqa: E402
+                         restart_node, run, status, wait_until)
 
 IMAGE = Path(os.environ.get("PLEXUS_IMAGE_DIR", BUILD / "guest")) / "tiny"
 BOOT_TIMEOUT = 120  # TCG on 2 cores shared with other work
-LOCAL_ROOT = Path("/run/plexus/local")
 LAB = "restarte2e"
 
 pytestmark = [
@@ -124,50 +124,6 @@ def run_in(guest, host, command, timeout=60):
     return out
 
 
-def context():
-    text = (LOCAL_ROOT / LAB / "context").read_text()
-    return text, {m.group(1): int(m.group(2)) for m in re.finditer(r"^node (\S+) (\d+)$", text, re.M)}
-
-
-def set_context_pid(host, old, new):
-    """Local mode's context names each node's pid: `plexus down` stops those.
-    Written as local mode writes it (whole file, 0600, renamed into place)."""
-    text, _ = context()
-    text, n = re.subn(rf"^node {host} {old}$", f"node {host} {new}", text, flags=re.M)
-    assert n == 1
-    path = LOCAL_ROOT / LAB / "context"
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.rename(tmp, path)
-
-
-class NodeLaunch:
-    """How a running plexus-node was started, read from /proc before it is
-    killed: enough to start it again the same way."""
-
-    def __init__(self, pid):
-        self.argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                     if a]
-        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        self.env = dict(e.decode().split("=", 1) for e in env if b"=" in e)
-        self.cwd = os.readlink(f"/proc/{pid}/cwd")
-        ns = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True,
-                            text=True, check=True).stdout.split()
-        assert len(ns) == 1, f"node {pid} is in no named network namespace: {ns}"
-        self.netns = ns[0]
-        self.log = self.argv[self.argv.index("--log-file") + 1]
-
-    def start(self):
-        """As local mode does (px_spawn_daemon): its own session, stdin
-        /dev/null, stdout and stderr appended to its log file."""
-        with open(self.log, "ab") as out:
-            return subprocess.Popen(["ip", "netns", "exec", self.netns, *self.argv], env=self.env,
-                                    cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=out, start_new_session=True)
-
-
 def guest_row(st, name):
     return next(g for g in st["guests"] if g["name"] == name)
 
@@ -189,14 +145,7 @@ def lab(tmp_path):
         yield restarted
     finally:
         run("down", LAB, timeout=120)
-        leaks = []
-        for p in restarted:  # stopped by `plexus down` through the context file
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-                leaks.append(f"node pid {p.pid}")
+        leaks = reap_restarted(restarted)  # stopped by `plexus down` through the context file
         # A QEMU nobody supervises any more (no pid file names it) would
         # outlive `plexus down` and keep the lab's namespace alive.
         for pid in lab_qemus():
@@ -208,18 +157,7 @@ def lab(tmp_path):
 def restart_hb(lab, also_kill=None):
     """SIGKILL hb's node (and the process also_kill), then start the node
     again as local mode did. Returns the new node's Popen."""
-    old = context()[1]["hb"]
-    launch = NodeLaunch(old)
-    os.kill(old, signal.SIGKILL)
-    if also_kill:
-        os.kill(also_kill, signal.SIGKILL)
-        wait_until(f"pid {also_kill} to die", lambda: not alive(also_kill), timeout=10,
-                   interval=0.01)
-    wait_until("hb's node to die", lambda: not alive(old), timeout=10, interval=0.01)
-    new = launch.start()
-    lab.append(new)
-    set_context_pid("hb", old, new.pid)
-    return new
+    return restart_node(LAB, "hb", lab, also_kill=also_kill)
 
 
 def hb_endpoint(st):
@@ -237,7 +175,7 @@ def test_killed_node_restarts_and_adopts_its_running_guest(lab):
     wait_until("data-plane links up", lambda: links_up(status(LAB)), timeout=20)
     pid_a, pid_b = guest_pid("ga", "ha"), guest_pid("gb", "hb")
     assert pid_a and pid_b and qemus_of("gb", "hb") == [pid_b]
-    node_a = context()[1]["ha"]
+    node_a = lab_context(LAB)[1]["ha"]
 
     def running_with(pid, adopted):
         st = status(LAB)
@@ -262,7 +200,7 @@ def test_killed_node_restarts_and_adopts_its_running_guest(lab):
     # The other host and its guest were left alone.
     ga = guest_row(st, "ga")
     assert ga["state"] == "running" and "adopted" not in ga["detail"], ga
-    assert alive(node_a) and context()[1]["ha"] == node_a
+    assert alive(node_a) and lab_context(LAB)[1]["ha"] == node_a
     assert guest_pid("ga", "ha") == pid_a and qemus_of("ga", "ha") == [pid_a]
     # The guest is alive inside, not just its process: its console answers.
     assert "adopted-42" in run_in("gb", "hb", "echo adopted-$((6*7))")

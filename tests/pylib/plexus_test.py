@@ -1,7 +1,10 @@
 """Helpers shared by the integration and e2e tests: where the built
-binaries are, running the plexus CLI, and waiting for a condition."""
+binaries are, running the plexus CLI, waiting for a condition, and
+restarting a local-mode node in place."""
 import json
 import os
+import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -10,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("PX_BUILD_DIR", ROOT / "build")).resolve()
 PLEXUS = BUILD / "coordinator" / "cli" / "plexus"
 NODE = BUILD / "node" / "plexus-node"
+LOCAL_ROOT = Path("/run/plexus/local")  # local mode's state, as root
 
 
 def run(*args, check=False, timeout=120, env=None):
@@ -58,3 +62,90 @@ class CanStats:
         self.home = next(n["home"] for n in self.nodes if "home" in n)
         self.members = [n["member"] for n in self.nodes if "member" in n]
         self.eps = {e["guest"]: e for m in self.members for e in m["endpoints"]}
+
+
+def lab_context(lab):
+    """Local mode's context file of a lab: its text and {host: node pid}."""
+    text = (LOCAL_ROOT / lab / "context").read_text()
+    return text, {m.group(1): int(m.group(2)) for m in re.finditer(r"^node (\S+) (\d+)$", text, re.M)}
+
+
+def set_context_pid(lab, host, old, new):
+    """Local mode's context names each node's pid: `plexus down` stops those.
+    Written as local mode writes it (whole file, 0600, renamed into place)."""
+    text, _ = lab_context(lab)
+    text, n = re.subn(rf"^node {host} {old}$", f"node {host} {new}", text, flags=re.M)
+    assert n == 1
+    path = LOCAL_ROOT / lab / "context"
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+class NodeLaunch:
+    """How a running plexus-node was started, read from /proc before it is
+    killed: enough to start it again the same way (local mode has no
+    command for it)."""
+
+    def __init__(self, pid):
+        self.argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                     if a]
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        self.env = dict(e.decode().split("=", 1) for e in env if b"=" in e)
+        self.cwd = os.readlink(f"/proc/{pid}/cwd")
+        self.netns = node_netns(pid)
+        self.log = self.argv[self.argv.index("--log-file") + 1]
+
+    def start(self):
+        """As local mode does (px_spawn_daemon): its own session, stdin
+        /dev/null, stdout and stderr appended to its log file, in the same
+        network namespace."""
+        with open(self.log, "ab") as out:
+            return subprocess.Popen(["ip", "netns", "exec", self.netns, *self.argv], env=self.env,
+                                    cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=out, start_new_session=True)
+
+
+def node_netns(pid):
+    """The named network namespace a local-mode node runs in."""
+    ns = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True,
+                        text=True, check=True).stdout.split()
+    assert len(ns) == 1, f"node {pid} is in no named network namespace: {ns}"
+    return ns[0]
+
+
+def restart_node(lab, host, started, also_kill=None):
+    """SIGKILL a local-mode lab's node on host (and the process also_kill),
+    then start the node again as local mode did, and record its new pid in
+    the lab's context so that `plexus down` stops it (and never signals a
+    reused pid). The new Popen is appended to started (the caller reaps it
+    after `plexus down`) and returned."""
+    old = lab_context(lab)[1][host]
+    launch = NodeLaunch(old)
+    os.kill(old, signal.SIGKILL)
+    if also_kill:
+        os.kill(also_kill, signal.SIGKILL)
+        wait_until(f"pid {also_kill} to die", lambda: not alive(also_kill), timeout=10,
+                   interval=0.01)
+    wait_until(f"{host}'s node to die", lambda: not alive(old), timeout=10, interval=0.01)
+    new = launch.start()
+    started.append(new)
+    set_context_pid(lab, host, old, new.pid)
+    return new
+
+
+def reap_restarted(started):
+    """After `plexus down`: wait for the nodes restart_node started (down
+    stopped them through the context file); kill any left. Returns what had
+    to be killed."""
+    leaks = []
+    for p in started:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            leaks.append(f"node pid {p.pid}")
+    return leaks
