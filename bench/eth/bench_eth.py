@@ -6,14 +6,14 @@ hosts, next to vde_switch and a bare relay.
 
 Starts one lab with `plexus up --local --dry-run` (a coordinator and two
 plexus-node daemons, hosts ha and hb, in their own network namespaces; no
-QEMU): segment lan (eth_segment, mtu 9000, home ha), guest tx on ha and
-guest rx on hb, one NIC each. bench_eth_drive (bench/eth/bench_eth_drive.c)
-plays both QEMUs: like `-netdev stream,server=on` it listens on the NICs'
-sockets (LABDIR/n<G>-<I>.sock), the nodes connect, and frames go both ways
-in QEMU's stream framing (4-byte big-endian length, the frame, no FCS), one
-write per frame as QEMU does. rx first sends a frame so the bridge learns
-its MAC; every frame carries a sequence number and its CLOCK_MONOTONIC send
-time.
+QEMU): segment lan (eth_segment, mtu 9000, home ha), guest tx on ha,
+guest rx on hb and guest rxl on ha, one NIC each. bench_eth_drive
+(bench/eth/bench_eth_drive.c) plays the QEMUs: like `-netdev
+stream,server=on` it listens on the NICs' sockets (LABDIR/n<G>-<I>.sock),
+the nodes connect, and frames go both ways in QEMU's stream framing (4-byte
+big-endian length, the frame, no FCS), one write per frame as QEMU does. rx
+first sends a frame so the bridge learns its MAC; every frame carries a
+sequence number and its CLOCK_MONOTONIC send time.
 
 Each round (3 by default, --quick: 1 with fewer frames) measures, plexus
 and its peers back to back:
@@ -24,6 +24,8 @@ and its peers back to back:
                sent and the loss, where it was lost (node counters)
   batched      64-byte frames, tx writes 32 per write: what the nodes carry
                when the guest edge is not the limit (QEMU never does this)
+  same host    the floods and the latency from tx to guest rxl, also on ha:
+               the bridge and its ports without the data plane
   latency      64-byte frames, one every 1 ms: one-way p50/p99/max; "added"
                is over a bare socket pair (the guest edge alone)
 
@@ -79,8 +81,9 @@ nets:
 nodes:
   tx: {{nics: [{{segment: lan, mac: "52:54:00:e7:00:01"}}]}}
   rx: {{nics: [{{segment: lan, mac: "52:54:00:e7:00:02"}}]}}
+  rxl: {{nics: [{{segment: lan, mac: "52:54:00:e7:00:03"}}]}}
 placement:
-  pin: {{tx: ha, rx: hb, lan: ha}}
+  pin: {{tx: ha, rx: hb, rxl: ha, lan: ha}}
 """
 
 
@@ -91,6 +94,10 @@ def nic_sock(host, guest_index, nic):
 
 
 PX_PAIR = ["--listen", nic_sock("ha", 0, 0), nic_sock("hb", 1, 0)]
+# Same host: tx to rxl, both on ha; the frames never leave ha (no data plane).
+# The driver sends from rx's MAC on rxl's port too: the bridge learns it
+# there (a MAC move), and back behind hb at the next plexus run's warm-up.
+PX_LOCAL_PAIR = ["--listen", nic_sock("ha", 0, 0), nic_sock("ha", 2, 0)]
 
 
 class Bench:
@@ -251,12 +258,12 @@ def main():
             vpid = vde.pid if vde else None
 
             def run(key, *args, kind):
-                if kind == "px" and res["px_error"] or kind == "vde" and res["vde_error"]:
+                if kind in ("px", "pxl") and res["px_error"] or kind == "vde" and res["vde_error"]:
                     return
                 dump = Path(tmp) / "lat.txt"
                 lat = "lat" in args
-                if kind == "px":
-                    args = (*PX_PAIR, *args)
+                if kind in ("px", "pxl"):
+                    args = (*(PX_PAIR if kind == "px" else PX_LOCAL_PAIR), *args)
                     c0 = {k: b.cpu_s(p) for k, p in nodes.items()}
                     before = counters(b.link_show()) if not lat else None
                 elif kind == "vde":
@@ -265,7 +272,7 @@ def main():
                 else:
                     args = (f"--{kind}", *args)
                 r = b.drive(*args, *(["--dump", dump] if lat else []))
-                if kind == "px":
+                if kind in ("px", "pxl"):
                     r["node_cpu_s"] = {k: round(b.cpu_s(p) - c0[k], 3) for k, p in nodes.items()}
                     if before is not None:
                         r["node_counters"] = delta(counters(b.link_show()), before)
@@ -291,9 +298,13 @@ def main():
                 run("vde_64_batch", *t, kind="vde")
                 run("raw_64_batch", *t, kind="relay")
                 run("direct_64", "--mode", "tput", "-n", n[64], "--size", 64, kind="direct")
+                for size in (64, 1514, 9000):
+                    run(f"pxl_{size}", "--mode", "tput", "-n", n[size], "--size", size,
+                        kind="pxl")
                 time.sleep(0.3)  # an idle segment from here on
                 t = ("--mode", "lat", "-n", nlat, "--size", 64)
                 run("px_lat", *t, kind="px")
+                run("pxl_lat", *t, kind="pxl")
                 run("vde_lat", *t, kind="vde")
                 run("raw_lat", *t, kind="relay")
                 run("direct_lat", *t, kind="direct")
@@ -379,9 +390,25 @@ def report(res):
                     print(f"{'':<28} {k}: error: {r['error']}")
     print("* vde_switch cuts frames to 1518 bytes (1504 bytes of payload): no 9000-byte figure")
     print()
+    print("plexus, same host (tx -> ha -> rxl, both guests on ha: the bridge and its ports "
+          "without the data plane):")
+    for size, field, unit, fmt in rows:
+        k, rk = f"pxl_{size}", f"raw_{size}"
+        v = vals(k, field)
+        rr = [r for r in runs.get(k, []) if "sent" in r]
+        recv, sent = sum(r["received"] for r in rr), sum(r["sent"] for r in rr)
+        print(f"  {f'{size} B, {unit}':<26} {cell(v, fmt):>11}"
+              f"{f'  (range {fmt(min(v))}-{fmt(max(v))})' if v else ''}"
+              f"{f', received {recv}/{sent}' if sent else ''}"
+              f"{f', {ratio(k, rk, field):.2f}x raw' if v else ''}")
+        for r in runs.get(k, []):
+            if "error" in r:
+                ok = False
+                print(f"  {k}: error: {r['error']}")
+    print()
     print("loss (frames sent by tx that never reached rx), all rounds:")
     for size in (64, 1514, 9000):
-        for kind, label in (("px", "plexus"), ("vde", "vde"), ("raw", "raw")):
+        for kind, label in (("px", "plexus"), ("pxl", "px-host"), ("vde", "vde"), ("raw", "raw")):
             rr = [r for r in runs.get(f"{kind}_{size}", []) if "sent" in r]
             if not rr:
                 continue
@@ -429,7 +456,8 @@ def report(res):
     print(f"{'one-way latency, 64 B, 1 frame/ms':<34} {'n':>5} {'p50 us':>8} {'p99 us':>8} "
           f"{'max us':>8} {'added p50':>10} {'added p99':>10}")
     base = lat.get("direct_lat", [])
-    for label, key in (("plexus (tx -> ha -> hb -> rx)", "px_lat"), ("vde", "vde_lat"),
+    for label, key in (("plexus (tx -> ha -> hb -> rx)", "px_lat"),
+                       ("plexus same host (tx -> ha -> rxl)", "pxl_lat"), ("vde", "vde_lat"),
                        ("raw relay", "raw_lat"), ("direct socket pair", "direct_lat")):
         v = lat.get(key)
         if not v:
@@ -449,8 +477,10 @@ def report(res):
               f"(after `up` {start.get(k, 0) / 1024:.1f} MiB)")
 
     def us_per_frame(key):
-        rr = [r for r in runs.get(key, []) if r.get("received")]
-        frames = sum(r["received"] for r in rr)
+        """CPU per frame sent (every frame was handled by some of the
+        processes, however far it got)."""
+        rr = [r for r in runs.get(key, []) if r.get("sent")]
+        frames = sum(r["sent"] for r in rr)
         if not frames:
             return None
         parts = {"driver": sum(r["cpu_user_s"] + r["cpu_sys_s"] for r in rr)}
@@ -465,11 +495,14 @@ def report(res):
                 parts[k] = parts.get(k, 0) + c
         return {k: 1e6 * v / frames for k, v in parts.items()}
 
-    for label, key in (("plexus", "px_64"), ("vde", "vde_64"), ("raw", "raw_64"),
-                       ("plexus, batched sender", "px_64_batch")):
+    print("CPU per frame sent, floods:")
+    for label, key in (("plexus, 64 B", "px_64"), ("plexus same host, 64 B", "pxl_64"),
+                       ("vde, 64 B", "vde_64"), ("raw, 64 B", "raw_64"),
+                       ("plexus, 1514 B", "px_1514"), ("plexus same host, 1514 B", "pxl_1514"),
+                       ("plexus, 64 B, batched sender", "px_64_batch")):
         c = us_per_frame(key)
         if c:
-            print(f"CPU per frame, 64 B flood, {label}: {sum(c.values()):.2f} us (" +
+            print(f"  {label:<30} {sum(c.values()):6.2f} us (" +
                   ", ".join(f"{k} {v:.2f}" for k, v in c.items()) + ")")
     print()
 
