@@ -94,6 +94,7 @@ struct eseg {
     uint64_t start_ms;
     uv_timer_t ftimer;
     bool ftimer_open;
+    unsigned closing; /* timers still closing */
     bool down;                /* a link_down fault holds the whole segment */
     px_impair_cfg seg_impair; /* the segment's own impairment */
     bool fault_on[PX_ETHSVC_MAX_FAULTS];
@@ -134,7 +135,6 @@ struct px_ethsvc {
 };
 
 static void release(px_ethsvc *s);
-static void svc_handle_closed(uv_handle_t *h);
 
 static uint64_t now_ns(const px_ethsvc *s)
 {
@@ -726,11 +726,13 @@ static void on_fault_timer(uv_timer_t *t)
 
 /* ---- segments ---- */
 
-static void seg_timer_closed(uv_handle_t *h)
+/* g holds its two timers: it is freed when the last one has closed. */
+static void seg_handle_closed(uv_handle_t *h)
 {
     eseg *g = h->data;
     px_ethsvc *s = g->svc;
-    free(g);
+    if (--g->closing == 0)
+        free(g);
     release(s);
 }
 
@@ -757,17 +759,16 @@ static void seg_free(eseg *g)
         if (g->caps[i].has_prog)
             pcap_freecode(&g->caps[i].prog);
     }
-    if (g->ftimer_open) {
-        s->pending++;
-        g->ftimer.data = s; /* g may be gone when its close callback runs */
-        uv_close((uv_handle_t *)&g->ftimer, svc_handle_closed);
-    }
-    if (g->timer_open) {
-        s->pending++;
-        uv_close((uv_handle_t *)&g->timer, seg_timer_closed);
-    } else {
+    g->closing = (g->timer_open ? 1u : 0u) + (g->ftimer_open ? 1u : 0u);
+    if (!g->closing) {
         free(g);
+        return;
     }
+    s->pending += g->closing;
+    if (g->ftimer_open)
+        uv_close((uv_handle_t *)&g->ftimer, seg_handle_closed);
+    if (g->timer_open)
+        uv_close((uv_handle_t *)&g->timer, seg_handle_closed);
 }
 
 static bool port_same(const px_ethsvc_port_cfg *a, const px_ethsvc_port_cfg *b)
