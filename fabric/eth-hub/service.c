@@ -216,15 +216,19 @@ static void flush_seg(eseg *g)
     }
 }
 
-static void on_check(uv_check_t *h)
+static void flush_dirty(px_ethsvc *s)
 {
-    px_ethsvc *s = h->data;
     while (s->dirty) {
         eseg *g = s->dirty;
         s->dirty = g->next_dirty;
         g->dirty = false;
         flush_seg(g);
     }
+}
+
+static void on_check(uv_check_t *h)
+{
+    flush_dirty(h->data);
 }
 
 static void to_member(eseg *g, uint32_t k, uint16_t vid, const uint8_t *f, size_t len)
@@ -357,7 +361,7 @@ static void bridge(eseg *g, uint32_t src, uint16_t vid, const uint8_t *f, size_t
         to = px_fdb_lookup(g->fdb, vid, dst, t);
     bool local_src = src < REMOTE_BASE;
     if (local_src)
-        capture(g, -1, 0, vid, f, len);
+        capture(g, (int32_t)src, 0, vid, f, len);
     if (to == PX_FDB_NONE || (to >= REMOTE_BASE && !local_src)) {
         g->flooded++;
         flood_local(g, src, vid, f, len);
@@ -530,6 +534,9 @@ static void on_timer(uv_timer_t *t)
     eseg *g = t->data;
     g->timer_due = 0;
     drain(g);
+    /* Timers run before the loop polls: the check phase would send what
+     * drain queued for other members only after the next wake-up. */
+    flush_dirty(g->svc);
     arm_timer(g);
 }
 

@@ -336,6 +336,23 @@ def test_capture_merges_hosts(tmp_path, lab):
             t = subprocess.run(["tshark", "-r", str(out), "-T", "fields", "-e", "eth.src"],
                                capture_output=True, text=True, timeout=60)
             assert t.stdout.split() == ["52:54:00:00:00:0a", "52:54:00:00:00:0b"] * 3, t.stderr
+        # -i PORT: the frames through that port, both ways, to a pipe.
+        cap = subprocess.Popen([str(PLEXUS), "capture", "lan", "-i", "b:eth0", "-w", "-",
+                                "-c", "2", "--lab", lab],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1.5)
+        c.send(eth(mac(0xb), mac(0xc), b"c to b"))
+        wait_until("c's frame at b", lambda: eth(mac(0xb), mac(0xc), b"c to b") in b.frames(), 10)
+        b.send(eth(mac(0xc), mac(0xb), b"b to c"))
+        a.send(eth(mac(0xc), mac(0xa), b"a to c, not through b"))
+        data, err = cap.communicate(timeout=30)
+        assert cap.returncode == 0, err
+        frames, off = [], 24
+        while off < len(data):
+            _, _, incl, _ = struct.unpack_from("<IIII", data, off)
+            frames.append(data[off + 16:off + 16 + incl])
+            off += 16 + incl
+        assert frames == [eth(mac(0xb), mac(0xc), b"c to b"), eth(mac(0xc), mac(0xb), b"b to c")]
     finally:
         for n in (a, b, c):
             n.close()
