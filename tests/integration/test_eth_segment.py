@@ -124,8 +124,8 @@ def show(lab, target):
     return json.loads(r.stdout)
 
 
-def port_row(lab, port):
-    for node in show(lab, port):
+def port_row(lab, port, segment=None):
+    for node in show(lab, segment or port):
         for p in node["ports"]:
             if p["port"] == port:
                 return node, p
@@ -404,3 +404,55 @@ def test_scheduled_faults(tmp_path, lab):
     finally:
         for n in (a, b, c):
             n.close()
+
+
+TAP = """\
+name: {name}
+defaults: {{image: builtin:tiny, memory: 128M, cpus: 1}}
+hosts:
+  ha: {{cpus: 8, memory: 4G}}
+  hb: {{cpus: 8, memory: 4G}}
+nets:
+  lan: {{type: eth_segment, taps: [{{host: ha, interface: {tap}}}]}}
+placement:
+  pin: {{a: hb, lan: ha}}
+nodes:
+  a: {{nics: [{{segment: lan, mac: "52:54:00:00:00:0a"}}]}}
+"""
+
+# Runs in ha's namespace: a raw socket on the TAP sends one frame, then
+# prints the payload of every frame of ethertype 0x88B5 it sees.
+TAP_PEER = r"""
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
+s.bind((sys.argv[1], 0))
+s.settimeout(20)
+s.send(b"\xff" * 6 + bytes.fromhex("525400000077") + b"\x88\xb5" + b"from the host")
+while True:
+    f = s.recv(65535)
+    print(f[14:].decode(errors="replace"), flush=True)
+    if b"bye" in f:
+        break
+"""
+
+
+def test_tap_port(tmp_path, lab):
+    if not Path("/dev/net/tun").exists() or os.geteuid() != 0:
+        pytest.skip("TAP ports need /dev/net/tun and root")
+    tap = "pxt" + lab[-8:]
+    up(tmp_path, lab, TAP.format(name=lab, tap=tap))
+    from plexus_test import lab_context, node_netns  # noqa: E402
+    ns = node_netns(lab_context(lab)[1]["ha"])
+    a = Nic(lab, "hb", 0)
+    try:
+        wait_until("tap port up", lambda: port_row(lab, f"tap:{tap}", "lan")[1]["state"] == "up", 10)
+        peer = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", TAP_PEER,
+                                 tap], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_until("host frame at a", lambda: any(b"from the host" in f for f in a.frames()), 15)
+        a.send(eth(BCAST, mac(0xa), b"hello host"))
+        a.send(eth(BCAST, mac(0xa), b"bye"))
+        out, err = peer.communicate(timeout=30)
+        assert peer.returncode == 0, err
+        assert out.split("\n")[:2] == ["hello host", "bye"], out
+    finally:
+        a.close()
