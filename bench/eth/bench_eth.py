@@ -406,7 +406,7 @@ def report(res):
                 ok = False
                 print(f"  {k}: error: {r['error']}")
     print()
-    print("loss (frames sent by tx that never reached rx), all rounds:")
+    print("loss (frames sent by tx that never reached rx; px-host: to rxl), all rounds:")
     for size in (64, 1514, 9000):
         for kind, label in (("px", "plexus"), ("pxl", "px-host"), ("vde", "vde"), ("raw", "raw")):
             rr = [r for r in runs.get(f"{kind}_{size}", []) if "sent" in r]
@@ -423,18 +423,37 @@ def report(res):
                          f"{max(r['rx_backlog_max'] for r in rr)} frames")
             print(f"  {size:>5} B {label:<7} {lost:>9} of {sent:<9} {100.0 * lost / sent:6.2f}%"
                   f"{f', {ooo} out of order' if ooo else ''}{extra}")
-    nc = {}
-    for size in (64, 1514, 9000):
-        for r in runs.get(f"px_{size}", []):
-            for k, v in r.get("node_counters", {}).items():
-                nc[k] = nc.get(k, 0) + v
-    if nc:
-        print("  plexus node counters over the floods (plexus link show, deltas; drops and the "
-              "path):")
-        keys = [k for k in sorted(nc) if re.search(
-            r"(drop|lost|bad|oversize|runts|cutoff|\.rx$|\.tx$|unicast|flooded|from_remote)", k)]
-        for k in keys:
-            print(f"    {k} {nc[k]}")
+
+    def sum_counters(keys):
+        nc = {}
+        for key in keys:
+            for r in runs.get(key, []):
+                for k, v in r.get("node_counters", {}).items():
+                    nc[k] = nc.get(k, 0) + v
+        return nc
+
+    for label, keys in (("cross-host floods", [f"px_{z}" for z in (64, 1514, 9000)]),
+                        ("same-host floods", [f"pxl_{z}" for z in (64, 1514, 9000)]),
+                        ("batched sender", ["px_64_batch"])):
+        nc = sum_counters(keys)
+        if not nc:
+            continue
+        sent = sum(r.get("sent", 0) for k in keys for r in runs.get(k, []))
+        recv = sum(r.get("received", 0) for k in keys for r in runs.get(k, []))
+        drops = {k: v for k, v in nc.items() if re.search(r"(drop|lost|bad|cutoffs)", k)}
+        line = (f"  plexus, {label}: the driver sent {sent}, received {recv}; node counters "
+                f"(plexus link show): ha took {nc.get('ha.tx:eth0.rx', 0)} from tx")
+        if "px_" in keys[0]:
+            gap = nc.get("ha.remote_unicast", 0) - nc.get("hb.from_remote", 0)
+            line += (f", sent {nc.get('ha.remote_unicast', 0)} to hb; hb received "
+                     f"{nc.get('hb.from_remote', 0)} and wrote {nc.get('hb.rx:eth0.tx', 0)} to rx"
+                     f" => {gap} lost between the nodes" +
+                     (" (no node counter counts them)" if gap > 0 else ""))
+        else:
+            line += f", wrote {nc.get('ha.rxl:eth0.tx', 0)} to rxl"
+        print(line)
+        dl = ", ".join(f"{k} {v}" for k, v in sorted(drops.items()))
+        print(f"    drop counters: {dl or 'none'}")
     print()
 
     print(f"sender writes {BATCH} frames at once (64 B; the nodes' capacity when the guest edge "
@@ -511,12 +530,18 @@ def report(res):
     def verdict(text, good):
         print(f"  {text}: {'n/a' if good is None else 'met' if good else 'MISSED'}")
 
+    def lost_pct(key):
+        rr = [r for r in runs.get(key, []) if r.get("sent")]
+        sent = sum(r["sent"] for r in rr)
+        return f", {100.0 * sum(r['lost'] for r in rr) / sent:.1f}% lost" if sent else ""
+
     px64 = vals("px_64", "fps")
-    verdict(f">= {fmt_n(TARGET_FPS_64)} frames/s at 64 B (median {cell(px64, fmt_n)})",
+    verdict(f">= {fmt_n(TARGET_FPS_64)} frames/s at 64 B (median {cell(px64, fmt_n)} "
+            f"received{lost_pct('px_64')})",
             median(px64) >= TARGET_FPS_64 if px64 else None)
     px1514 = vals("px_1514", "gbps")
     verdict(f">= {TARGET_GBPS_1514} Gbit/s at 1514 B (median "
-            f"{cell(px1514, lambda x: f'{x:.2f}')})",
+            f"{cell(px1514, lambda x: f'{x:.2f}')} received{lost_pct('px_1514')})",
             median(px1514) >= TARGET_GBPS_1514 if px1514 else None)
     for size, field in ((64, "fps"), (1514, "gbps")):
         rt = ratio(f"px_{size}", f"vde_{size}", field)
