@@ -94,7 +94,7 @@ struct eseg {
     uint64_t start_ms;
     uv_timer_t ftimer;
     bool ftimer_open;
-    unsigned closing; /* timers still closing */
+    unsigned closing;         /* timers still closing */
     bool down;                /* a link_down fault holds the whole segment */
     px_impair_cfg seg_impair; /* the segment's own impairment */
     bool fault_on[PX_ETHSVC_MAX_FAULTS];
@@ -119,7 +119,9 @@ struct px_ethsvc {
     char self[64], data_ep[256], data_key[64];
     elab **labs;
     uint32_t n_labs;
-    uv_check_t check;
+    uv_check_t check;     /* flushes what I/O callbacks queued */
+    uv_prepare_t prepare; /* ... and what check handles queued, before the loop waits */
+    uv_idle_t kick;       /* then keeps that wait short: the transport sends next iteration */
     uv_timer_t sweep;
     px_msg *scratch;
     px_wbuf wb;
@@ -224,6 +226,24 @@ static void flush_dirty(px_ethsvc *s)
         g->dirty = false;
         flush_seg(g);
     }
+}
+
+static void on_kick(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+}
+
+/* Frames queued after the check phase (by other check handles, such as the
+ * NAT uplink's) would wait for the next wake-up: send them, and since the
+ * transport batches its sends in a prepare handle that has already run,
+ * keep the loop from sleeping for one more iteration. */
+static void on_prepare(uv_prepare_t *h)
+{
+    px_ethsvc *s = h->data;
+    if (!s->dirty)
+        return;
+    flush_dirty(s);
+    uv_idle_start(&s->kick, on_kick);
 }
 
 static void on_check(uv_check_t *h)
@@ -534,8 +554,8 @@ static void on_timer(uv_timer_t *t)
     eseg *g = t->data;
     g->timer_due = 0;
     drain(g);
-    /* Timers run before the loop polls: the check phase would send what
-     * drain queued for other members only after the next wake-up. */
+    /* Timers run before the loop polls: send what drain queued for other
+     * members now, while the transport's own prepare phase is still ahead. */
     flush_dirty(g->svc);
     arm_timer(g);
 }
@@ -1432,6 +1452,13 @@ px_err px_ethsvc_new(uv_loop_t *loop, const px_ethsvc_io *io, px_ethsvc **out)
     uv_check_init(loop, &s->check);
     s->check.data = s;
     uv_check_start(&s->check, on_check);
+    uv_prepare_init(loop, &s->prepare);
+    s->prepare.data = s;
+    uv_prepare_start(&s->prepare, on_prepare);
+    uv_unref((uv_handle_t *)&s->prepare);
+    uv_idle_init(loop, &s->kick);
+    s->kick.data = s;
+    uv_unref((uv_handle_t *)&s->kick);
     uv_unref((uv_handle_t *)&s->check);
     uv_timer_init(loop, &s->sweep);
     s->sweep.data = s;
@@ -1469,7 +1496,9 @@ void px_ethsvc_close(px_ethsvc *s, void (*done)(void *ud), void *ud)
     s->closing = true;
     s->done = done;
     s->done_ud = ud;
-    s->pending += 2;
+    s->pending += 4;
+    uv_close((uv_handle_t *)&s->kick, svc_handle_closed);
+    uv_close((uv_handle_t *)&s->prepare, svc_handle_closed);
     uv_close((uv_handle_t *)&s->check, svc_handle_closed);
     uv_close((uv_handle_t *)&s->sweep, svc_handle_closed);
     release(s);
