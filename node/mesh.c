@@ -63,6 +63,7 @@ static void peer_connect(px_mesh *m, px_mesh_peer *p)
                       .endpoint = p->endpoint,
                       .server_key = p->key,
                       .policy = PX_QUEUE_DROP,
+                      .batch_bytes = PX_DATA_PLANE_BATCH_BYTES,
                       .on_recv = on_client_recv,
                       .ud = p};
     if (px_chan_open(m->tp, &o, &p->ch, &em) != PX_OK) {

@@ -330,6 +330,7 @@ static int capture_run(cap *c, const px_keypair *key, const char *out_path)
                            .endpoint = n->ep,
                            .server_key = n->key,
                            .policy = PX_QUEUE_DROP,
+                           .batch_bytes = PX_DATA_PLANE_BATCH_BYTES,
                            .on_recv = on_recv,
                            .ud = c};
         if (px_chan_open(c->tp, &co, &n->ch, &em) != PX_OK) {

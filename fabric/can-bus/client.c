@@ -319,6 +319,7 @@ px_err px_canclient_open(const px_canclient_opts *o, px_canclient **out, px_errm
                        .endpoint = o->endpoint,
                        .server_key = o->server_key,
                        .policy = PX_QUEUE_BACKPRESSURE,
+                       .batch_bytes = PX_DATA_PLANE_BATCH_BYTES,
                        .on_recv = on_recv,
                        .on_event = on_chan_event,
                        .on_writable = on_writable,

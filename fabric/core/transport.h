@@ -69,6 +69,10 @@
 #define PX_KEY_Z85_LEN         40  /* a CURVE key in Z85 text, without NUL */
 #define PX_PEER_ID_MAX         255 /* bytes in a peer's routing identity */
 #define PX_TRANSPORT_MAX_ALLOW 4096
+/* batch_bytes of every data-plane channel (node to node, tools to nodes):
+ * an Ethernet message with a whole 65535-byte frame fits, with headroom.
+ * Both ends of a channel must agree. */
+#define PX_DATA_PLANE_BATCH_BYTES (160u << 10)
 
 typedef struct px_keypair {
     char public_z85[PX_KEY_Z85_LEN + 1];

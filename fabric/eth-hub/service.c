@@ -25,10 +25,13 @@
 #include "fabric/eth-hub/proto.h"
 #include "fabric/eth-hub/rec.h"
 
-#define REMOTE_BASE       0x10000u
-#define REMOTE_PORT(k)    (REMOTE_BASE + (k))
-#define OUT_FLUSH_BYTES   (256u << 10) /* an out buffer this full is sent at once */
-#define OUT_CAP           (PX_WIRE_MAX_ETH_BLOB)
+#define REMOTE_BASE    0x10000u
+#define REMOTE_PORT(k) (REMOTE_BASE + (k))
+/* An out buffer this full is sent at once; a message never holds more than
+ * OUT_CAP bytes of records, so it fits the data plane's batch (the
+ * envelope and the other fields take far less than the 8 KiB left). */
+#define OUT_FLUSH_BYTES   (64u << 10)
+#define OUT_CAP           (PX_DATA_PLANE_BATCH_BYTES - (8u << 10))
 #define CUTOFF_HOLD_MS    2000u /* a port cut off for bad frames stays off this long */
 #define MAX_CAPS          8u
 #define CAP_EXPIRE_MS     5000u /* a capture not renewed by its tool this long ends */
@@ -62,12 +65,14 @@ typedef struct ecap {
     uint64_t renewed_ms;
     uint8_t *buf;
     size_t len;
+    uint32_t n; /* frames in buf */
     uint64_t sent, dropped;
 } ecap;
 
 typedef struct eout {
     uint8_t *buf;
     size_t len;
+    uint32_t n; /* frames in buf */
 } eout;
 
 typedef struct elab elab;
@@ -172,7 +177,7 @@ static void mark_dirty(eseg *g)
 
 /* ---- sending to members and tools ---- */
 
-static void send_eth(px_ethsvc *s, const char *node, const px_peer *peer, const px_msg_eth *e)
+static px_err send_eth(px_ethsvc *s, const char *node, const px_peer *peer, const px_msg_eth *e)
 {
     px_msg *m = s->scratch;
     memset(&m->env, 0, sizeof(m->env));
@@ -184,13 +189,11 @@ static void send_eth(px_ethsvc *s, const char *node, const px_peer *peer, const 
     if (err) {
         PX_ERROR("eth", "cannot encode an ETH message", "err=%s detail=\"%s\"", px_errname(err),
                  em.text);
-        return;
+        return err;
     }
     if (node)
-        err = s->io.to_node(s->io.ud, node, s->wb.data, s->wb.len);
-    else
-        err = s->io.to_peer(s->io.ud, peer, s->wb.data, s->wb.len);
-    (void)err;
+        return s->io.to_node(s->io.ud, node, s->wb.data, s->wb.len);
+    return s->io.to_peer(s->io.ud, peer, s->wb.data, s->wb.len);
 }
 
 static void flush_seg(eseg *g)
@@ -204,8 +207,12 @@ static void flush_seg(eseg *g)
                         .op = PX_ETH_FRAMES,
                         .node = g->self,
                         .recs = {o->buf, (uint32_t)o->len}};
-        send_eth(s, g->cfg.members[k], NULL, &e);
+        /* A member we have no link to (yet), or a link queue that is full:
+         * the frames are lost, and counted. */
+        if (send_eth(s, g->cfg.members[k], NULL, &e) != PX_OK)
+            g->to_remote_dropped += o->n;
         o->len = 0;
+        o->n = 0;
     }
     for (uint32_t i = 0; i < g->n_caps; i++) {
         ecap *c = &g->caps[i];
@@ -213,8 +220,10 @@ static void flush_seg(eseg *g)
             continue;
         px_msg_eth e = {
             .seg = g->key, .op = PX_ETH_CAPTURE, .id = c->id, .recs = {c->buf, (uint32_t)c->len}};
-        send_eth(s, NULL, &c->peer, &e);
+        if (send_eth(s, NULL, &c->peer, &e) != PX_OK)
+            c->dropped += c->n;
         c->len = 0;
+        c->n = 0;
     }
 }
 
@@ -262,6 +271,7 @@ static void to_member(eseg *g, uint32_t k, uint16_t vid, const uint8_t *f, size_
     if (o->len + px_ethrec_size((uint32_t)len) > OUT_CAP)
         flush_seg(g);
     o->len += px_ethrec_put(o->buf + o->len, OUT_CAP - o->len, &r);
+    o->n++;
     if (o->len >= OUT_FLUSH_BYTES)
         flush_seg(g);
     else
@@ -303,6 +313,7 @@ static void capture(eseg *g, int32_t port, uint16_t flags, uint16_t vid, const u
             flush_seg(g);
         px_ethrec r = {.flags = flags, .ts_ns = ts, .frame = wire, .len = (uint32_t)wlen};
         c->len += px_ethrec_put(c->buf + c->len, OUT_CAP - c->len, &r);
+        c->n++;
         c->sent++;
         mark_dirty(g);
     }
@@ -1250,16 +1261,20 @@ static void tool_show(eseg *g, const char *only, px_ethsvc_reply *out)
                " flooded %" PRIu64 " to-remote %" PRIu64 " from-remote %" PRIu64 " macs %u\n",
                g->cfg.name, s->self, g->cfg.hub ? "hub" : "switch", g->cfg.mtu, g->frames, g->bytes,
                g->flooded, g->remote_unicast, g->from_remote, fs.entries);
+        if (g->to_remote_dropped || g->remote_bad)
+            tb_add(out->text, sizeof(out->text), &tl,
+                   "  lost on the way to other members %" PRIu64 ", bad from them %" PRIu64 "\n",
+                   g->to_remote_dropped, g->remote_bad);
     }
     tb_add(out->json, sizeof(out->json), &jl,
            "{\"node\":\"%s\",\"segment\":\"%s\",\"mode\":\"%s\",\"mtu\":%u,\"frames\":%" PRIu64
            ",\"bytes\":%" PRIu64 ",\"flooded\":%" PRIu64 ",\"local_unicast\":%" PRIu64
            ",\"remote_unicast\":%" PRIu64 ",\"from_remote\":%" PRIu64 ",\"remote_bad\":%" PRIu64
-           ",\"vlan_drops\":%" PRIu64 ",\"oversize\":%" PRIu64 ",\"runts\":%" PRIu64
-           ",\"macs\":%u,\"ports\":[",
+           ",\"remote_dropped\":%" PRIu64 ",\"vlan_drops\":%" PRIu64 ",\"oversize\":%" PRIu64
+           ",\"runts\":%" PRIu64 ",\"macs\":%u,\"ports\":[",
            s->self, g->cfg.name, g->cfg.hub ? "hub" : "switch", g->cfg.mtu, g->frames, g->bytes,
            g->flooded, g->local_unicast, g->remote_unicast, g->from_remote, g->remote_bad,
-           g->vlan_drops, g->oversize, g->runts, fs.entries);
+           g->to_remote_dropped, g->vlan_drops, g->oversize, g->runts, fs.entries);
     bool first = true;
     for (uint32_t i = 0; i < g->n_ports; i++) {
         if (only && strcmp(only, g->ports[i]->cfg.name) != 0)

@@ -456,3 +456,28 @@ def test_tap_port(tmp_path, lab):
         assert out.split("\n")[:2] == ["hello host", "bye"], out
     finally:
         a.close()
+
+
+def test_big_frames_cross_hosts(tmp_path, lab):
+    # Jumbo frames in bursts bigger than one data-plane message, and the
+    # largest frame there is (65535 bytes: a tagged frame on an MTU of
+    # 65517), all arrive.
+    up(tmp_path, lab, TWO_HOSTS.replace("lan: {{type: eth_segment}}",
+                                        "lan: {{type: eth_segment, mtu: 65517}}").format(name=lab))
+    a, b, c = three_nics(lab)
+    try:
+        b.send(eth(BCAST, mac(0xb), b"learn me"))
+        wait_until("b learnt", lambda: len(a.frames()) >= 1, 10)
+        sent = [eth(mac(0xb), mac(0xa), bytes([i]) * 9000) for i in range(200)]
+        # 65535 bytes: the MTU's 65517 plus a tagged header (18)
+        sent.append(eth(mac(0xb), mac(0xa), b"\x7f" * (65535 - 18), vlan=5))
+        sent.append(eth(mac(0xb), mac(0xa), b"after the big one"))
+        for f in sent:
+            a.send(f)
+        wait_until("all jumbo frames at b", lambda: len(b.frames()) >= len(sent), 20)
+        assert b.frames() == sent
+        node, _ = port_row(lab, "a:eth0")
+        assert node["remote_dropped"] == 0
+    finally:
+        for n in (a, b, c):
+            n.close()
