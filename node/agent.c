@@ -619,6 +619,7 @@ px_err px_node_start(px_node *n, uv_loop_t *loop, const px_node_opts *opts, px_e
                          .endpoint = prev_ep[0] ? prev_ep : opts->data_listen,
                          .policy = PX_QUEUE_DROP,
                          .batch_bytes = PX_DATA_PLANE_BATCH_BYTES,
+                         .hwm = PX_DATA_PLANE_HWM,
                          .on_recv = on_data_recv,
                          .ud = n};
     err = px_chan_open(n->tp, &dopt, &n->data, em);

@@ -64,6 +64,7 @@ static void peer_connect(px_mesh *m, px_mesh_peer *p)
                       .server_key = p->key,
                       .policy = PX_QUEUE_DROP,
                       .batch_bytes = PX_DATA_PLANE_BATCH_BYTES,
+                      .hwm = PX_DATA_PLANE_HWM,
                       .on_recv = on_client_recv,
                       .ud = p};
     if (px_chan_open(m->tp, &o, &p->ch, &em) != PX_OK) {

@@ -73,6 +73,9 @@
  * an Ethernet message with a whole 65535-byte frame fits, with headroom.
  * Both ends of a channel must agree. */
 #define PX_DATA_PLANE_BATCH_BYTES (160u << 10)
+/* ... and its ZeroMQ high-water mark: with messages this large, ZeroMQ's own
+ * queues (not bounded by queue_bytes) stay within a few MiB per peer. */
+#define PX_DATA_PLANE_HWM 64
 
 typedef struct px_keypair {
     char public_z85[PX_KEY_Z85_LEN + 1];
