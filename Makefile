@@ -2,7 +2,7 @@
 #   make demo    install deps, build, run the built-in quickstart lab
 #   make check   install deps, run every test (unit, ASan+UBSan, fuzz)
 BUILD        ?= build
-FUZZ_SECONDS ?= 15
+FUZZ_SECONDS ?= 10
 
 .PHONY: all deps build demo check fuzz fuzz-long bench format clean
 

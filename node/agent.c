@@ -459,6 +459,47 @@ static void dispatch(px_node *n, const px_msg *m)
 
 static void heartbeat(uv_timer_t *t);
 
+/* ---- what fabric services send through ---- */
+
+static px_err io_to_node(void *ud, const char *node, const uint8_t *data, size_t len)
+{
+    px_node *n = ud;
+    px_err err = px_mesh_send(&n->mesh, node, data, len);
+    if (err)
+        PX_DEBUG("node", "no data-plane link to a peer", "peer=%s err=%s", node, px_errname(err));
+    return err;
+}
+
+static px_err io_to_peer(void *ud, const px_peer *peer, const uint8_t *data, size_t len)
+{
+    px_node *n = ud;
+    return px_chan_send(n->data, peer, data, len);
+}
+
+static const char *io_node_key(void *ud, const char *node)
+{
+    px_node *n = ud;
+    return px_mesh_peer_key(&n->mesh, node);
+}
+
+static px_err io_admit(void *ud, const char *key)
+{
+    px_node *n = ud;
+    return px_transport_allow(n->tp, key);
+}
+
+void px_node_svc_io(px_node *n, px_svc_io *io)
+{
+    *io = (px_svc_io){.to_node = io_to_node,
+                      .to_peer = io_to_peer,
+                      .node_key = io_node_key,
+                      .admit = io_admit,
+                      .ud = n,
+                      .self = n->name,
+                      .data_ep = px_chan_endpoint(n->data),
+                      .data_key = n->opts.key.public_z85};
+}
+
 /* A data-plane message from a peer node or a tool: to its fabric service. */
 static void data_msg(void *ud, const px_peer *from, const px_msg *m)
 {

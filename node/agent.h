@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "coordinator/topology.h"
+#include "fabric/core/svcio.h"
 #include "fabric/core/transport.h"
 #include "node/accel.h"
 #include "node/guest.h"
@@ -119,5 +120,9 @@ px_err px_node_start(px_node *n, uv_loop_t *loop, const px_node_opts *opts, px_e
 void px_node_stop(px_node *n);
 
 void px_node_fini(px_node *n);
+
+/* What the node's fabric services send and admit through
+ * (fabric/core/svcio.h): the mesh, the data-plane server, its keys. */
+void px_node_svc_io(px_node *n, px_svc_io *io);
 
 #endif

@@ -11,47 +11,13 @@
 #include "fabric/can-bus/proto.h"
 #include "fabric/core/log.h"
 
-static px_err io_to_node(void *ud, const char *node, const uint8_t *data, size_t len)
-{
-    px_node *n = ud;
-    px_err err = px_mesh_send(&n->mesh, node, data, len);
-    if (err)
-        PX_DEBUG("can", "no data-plane link to a bus peer", "peer=%s err=%s", node,
-                 px_errname(err));
-    return err;
-}
-
-static px_err io_to_peer(void *ud, const px_peer *peer, const uint8_t *data, size_t len)
-{
-    px_node *n = ud;
-    return px_chan_send(n->data, peer, data, len);
-}
-
-static const char *io_node_key(void *ud, const char *node)
-{
-    px_node *n = ud;
-    return px_mesh_peer_key(&n->mesh, node);
-}
-
-static px_err io_admit(void *ud, const char *key)
-{
-    px_node *n = ud;
-    return px_transport_allow(n->tp, key);
-}
-
 _Static_assert(PX_CAN_EPS_PER_GUEST >= PX_TOPO_MAX_ATTACH,
                "every CAN controller the topology allows has an endpoint number");
 
 px_err px_node_can_start(px_node *n, px_errmsg *em)
 {
-    px_cansvc_io io = {.to_node = io_to_node,
-                       .to_peer = io_to_peer,
-                       .node_key = io_node_key,
-                       .admit = io_admit,
-                       .ud = n,
-                       .self = n->name,
-                       .data_ep = px_chan_endpoint(n->data),
-                       .data_key = n->opts.key.public_z85};
+    px_svc_io io;
+    px_node_svc_io(n, &io);
     if (px_cansvc_new(n->loop, &io, &n->can) != PX_OK)
         return px_errmsg_set(em, PX_E_NOMEM, "CAN service: out of memory");
     return PX_OK;

@@ -9,40 +9,10 @@
 #include "fabric/core/log.h"
 #include "node/qemu_cmd.h"
 
-static px_err io_to_node(void *ud, const char *node, const uint8_t *data, size_t len)
-{
-    px_node *n = ud;
-    return px_mesh_send(&n->mesh, node, data, len);
-}
-
-static px_err io_to_peer(void *ud, const px_peer *peer, const uint8_t *data, size_t len)
-{
-    px_node *n = ud;
-    return px_chan_send(n->data, peer, data, len);
-}
-
-static const char *io_node_key(void *ud, const char *node)
-{
-    px_node *n = ud;
-    return px_mesh_peer_key(&n->mesh, node);
-}
-
-static px_err io_admit(void *ud, const char *key)
-{
-    px_node *n = ud;
-    return px_transport_allow(n->tp, key);
-}
-
 px_err px_node_eth_start(px_node *n, px_errmsg *em)
 {
-    px_ethsvc_io io = {.to_node = io_to_node,
-                       .to_peer = io_to_peer,
-                       .node_key = io_node_key,
-                       .admit = io_admit,
-                       .ud = n,
-                       .self = n->name,
-                       .data_ep = px_chan_endpoint(n->data),
-                       .data_key = n->opts.key.public_z85};
+    px_svc_io io;
+    px_node_svc_io(n, &io);
     if (px_ethsvc_new(n->loop, &io, &n->eth) != PX_OK)
         return px_errmsg_set(em, PX_E_NOMEM, "Ethernet service: out of memory");
     return PX_OK;

@@ -37,6 +37,7 @@
 #include "fabric/can-bus/bus.h"
 #include "fabric/can-bus/fault.h"
 #include "fabric/can-bus/gateway.h"
+#include "fabric/core/svcio.h"
 #include "fabric/core/transport.h"
 #include "fabric/core/wire.h"
 
@@ -52,20 +53,7 @@
 
 typedef struct px_cansvc px_cansvc;
 
-typedef struct px_cansvc_io {
-    /* Bytes (whole envelopes) to node `node`'s data plane. */
-    px_err (*to_node)(void *ud, const char *node, const uint8_t *data, size_t len);
-    /* Bytes to a tool connected to this node's data-plane server. */
-    px_err (*to_peer)(void *ud, const px_peer *peer, const uint8_t *data, size_t len);
-    /* The data-plane public key (Z85) of node `node`, NULL if unknown. */
-    const char *(*node_key)(void *ud, const char *node);
-    /* Admit a tool's public key on this node's data plane. */
-    px_err (*admit)(void *ud, const char *key_z85);
-    void *ud;
-    const char *self;     /* this node's name */
-    const char *data_ep;  /* this node's data endpoint (for tools) */
-    const char *data_key; /* and its public key */
-} px_cansvc_io;
+typedef px_svc_io px_cansvc_io; /* fabric/core/svcio.h */
 
 /* A guest controller on this node. */
 typedef struct px_cansvc_ep_cfg {

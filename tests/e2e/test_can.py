@@ -35,18 +35,13 @@ import pytest
 
 import sys
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import BUILD, PLEXUS, CanStats, alive, run, wait_until  # noqa: E402
+from plexus_test import qemu_lab_marks, PLEXUS, CanStats, alive, run, wait_until  # noqa: E402
 
-IMAGE = Path(os.environ.get("PLEXUS_IMAGE_DIR", BUILD / "guest")) / "tiny"
 BOOT_TIMEOUT = 180  # six TCG guests on 2 cores
 LOCAL_ROOT = Path("/run/plexus/local")
 LAB = "cane2e"
 
-pytestmark = [
-    pytest.mark.skipif(not (IMAGE / "vmlinuz").exists() or not shutil.which("qemu-system-x86_64"),
-                       reason=f"needs qemu-system-x86_64 and the built-in image in {IMAGE}"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="local mode with namespaces needs root"),
-]
+pytestmark = qemu_lab_marks()
 
 TOPOLOGY = f"""\
 name: {LAB}

@@ -38,20 +38,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import (BUILD, LOCAL_ROOT, PLEXUS, alive, lab_context,  # noqa: E402
+from plexus_test import (qemu_lab_marks, LOCAL_ROOT, PLEXUS, alive, lab_context,  # noqa: E402
                          node_netns, reap_restarted, restart_node, run, status, wait_until)
 
-IMAGE = Path(os.environ.get("PLEXUS_IMAGE_DIR", BUILD / "guest")) / "tiny"
 BOOT_TIMEOUT = 180  # three TCG guests on 2 cores shared with other work
 LAB = "ethe2e"
 FWD_PORT = 18080
 GATEWAY = "10.0.2.2"
 
-pytestmark = [
-    pytest.mark.skipif(not (IMAGE / "vmlinuz").exists() or not shutil.which("qemu-system-x86_64"),
-                       reason=f"needs qemu-system-x86_64 and the built-in image in {IMAGE}"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="local mode with namespaces needs root"),
-]
+pytestmark = qemu_lab_marks()
 
 TOPOLOGY = f"""\
 name: {LAB}

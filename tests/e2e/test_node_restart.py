@@ -27,7 +27,6 @@ Run: PX_BUILD_DIR=build /usr/bin/python3 -m pytest tests/e2e/test_node_restart.p
 """
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -38,18 +37,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import (BUILD, LOCAL_ROOT, alive, lab_context, reap_restarted,  # noqa: E402
+from plexus_test import (qemu_lab_marks, LOCAL_ROOT, alive, lab_context, reap_restarted,  # noqa: E402
                          restart_node, run, status, wait_until)
 
-IMAGE = Path(os.environ.get("PLEXUS_IMAGE_DIR", BUILD / "guest")) / "tiny"
 BOOT_TIMEOUT = 120  # TCG on 2 cores shared with other work
 LAB = "restarte2e"
 
-pytestmark = [
-    pytest.mark.skipif(not (IMAGE / "vmlinuz").exists() or not shutil.which("qemu-system-x86_64"),
-                       reason=f"needs qemu-system-x86_64 and the built-in image in {IMAGE}"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="local mode with namespaces needs root"),
-]
+pytestmark = qemu_lab_marks()
 
 TOPOLOGY = f"""\
 name: {LAB}

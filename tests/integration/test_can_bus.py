@@ -15,7 +15,6 @@ Real guests are in tests/e2e/test_can.py.
 
 Run: PX_BUILD_DIR=build /usr/bin/python3 -m pytest tests/integration/test_can_bus.py
 """
-import os
 import re
 import shutil
 import socket
@@ -30,10 +29,8 @@ import pytest
 
 import sys
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import PLEXUS, CanStats, run, wait_until  # noqa: E402
+from plexus_test import LOCAL_ROOT, PLEXUS, lab_for_test, up_dry_run, CanStats, run, wait_until  # noqa: E402
 
-LOCAL_ROOT = Path("/run/plexus/local") if os.geteuid() == 0 else Path(
-    os.environ.get("XDG_RUNTIME_DIR", f"/tmp/plexus-{os.geteuid()}")) / "plexus" / "local"
 FDF, BRS = 0x04, 0x01
 
 
@@ -89,17 +86,12 @@ class Endpoint:
         self.thread.join(5)
 
 
-def up(tmp_path, name, text):
-    f = tmp_path / f"{name}.yaml"
-    f.write_text(text)
-    run("up", f, "--local", "--dry-run", check=True)
+up = up_dry_run
 
 
 @pytest.fixture
 def lab(request):
-    name = "cb" + "".join(c for c in request.node.name.lower() if c.isalnum())[-14:]
-    yield name
-    run("down", name, timeout=60)
+    yield from lab_for_test(request, "cb")
 
 
 THREE_HOSTS = """\

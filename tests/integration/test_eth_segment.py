@@ -32,10 +32,8 @@ import pytest
 
 import sys
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import PLEXUS, run, wait_until  # noqa: E402
+from plexus_test import LOCAL_ROOT, PLEXUS, lab_for_test, up_dry_run, run, wait_until  # noqa: E402
 
-LOCAL_ROOT = Path("/run/plexus/local") if os.geteuid() == 0 else Path(
-    os.environ.get("XDG_RUNTIME_DIR", f"/tmp/plexus-{os.geteuid()}")) / "plexus" / "local"
 BCAST = b"\xff" * 6
 
 
@@ -109,10 +107,7 @@ class Nic:
             self.conn.close()
 
 
-def up(tmp_path, name, text):
-    f = tmp_path / f"{name}.yaml"
-    f.write_text(text)
-    run("up", f, "--local", "--dry-run", check=True)
+up = up_dry_run
 
 
 def link(*args, check=True):
@@ -134,9 +129,7 @@ def port_row(lab, port, segment=None):
 
 @pytest.fixture
 def lab(request):
-    name = "es" + "".join(c for c in request.node.name.lower() if c.isalnum())[-14:]
-    yield name
-    run("down", name, timeout=60)
+    yield from lab_for_test(request, "es")
 
 
 TWO_HOSTS = """\
@@ -481,3 +474,48 @@ def test_big_frames_cross_hosts(tmp_path, lab):
     finally:
         for n in (a, b, c):
             n.close()
+
+
+DGRAM = """\
+name: {name}
+defaults: {{image: builtin:tiny, memory: 128M, cpus: 1}}
+hosts:
+  ha: {{cpus: 8, memory: 4G}}
+  hb: {{cpus: 8, memory: 4G}}
+nets:
+  lan: {{type: eth_segment}}
+placement:
+  pin: {{a: ha, d: hb, lan: ha}}
+nodes:
+  a: {{nics: [{{segment: lan, mac: "52:54:00:00:00:0a"}}]}}
+  d: {{nics: [{{segment: lan, mac: "52:54:00:00:00:0d", port: dgram}}]}}
+"""
+
+
+def test_dgram_port(tmp_path, lab):
+    # port: dgram, as QEMU's -netdev dgram uses it: QEMU binds n<G>-<I>.dgram
+    # and sends each frame as one datagram to the node's n<G>-<I>.node.
+    up(tmp_path, lab, DGRAM.format(name=lab))
+    a = Nic(lab, "ha", 0)
+    d_dir = LOCAL_ROOT / lab / "nodes" / "hb" / lab
+    mine, node = d_dir / "n1-0.dgram", d_dir / "n1-0.node"
+    d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        d.bind(str(mine))
+        d.settimeout(10)
+        wait_until("the node's dgram socket", node.exists, 10)
+        f = eth(BCAST, mac(0xd), b"from dgram")
+        # The node may not yet have connected its sending side: repeat
+        # until a's NIC has the frame.
+        wait_until("dgram frame at a", lambda: d.sendto(f, str(node)) and f in a.frames(), 10,
+                   interval=0.2)
+        g = eth(mac(0xd), mac(0xa), b"to dgram")
+        a.send(g)
+        got = d.recv(65535)
+        while got != g:
+            got = d.recv(65535)
+        _, row = port_row(lab, "d:eth0")
+        assert row["rx"] >= 1 and row["tx"] >= 1
+    finally:
+        d.close()
+        a.close()

@@ -14,6 +14,20 @@ BUILD = Path(os.environ.get("PX_BUILD_DIR", ROOT / "build")).resolve()
 PLEXUS = BUILD / "coordinator" / "cli" / "plexus"
 NODE = BUILD / "node" / "plexus-node"
 LOCAL_ROOT = Path("/run/plexus/local")  # local mode's state, as root
+IMAGE = Path(os.environ.get("PLEXUS_IMAGE_DIR", BUILD / "guest")) / "tiny"
+
+
+def qemu_lab_marks():
+    """pytest marks for a test module that boots guests in a local lab:
+    skip (saying why) without QEMU, the built-in image or root."""
+    import pytest
+    import shutil
+    return [
+        pytest.mark.skipif(not (IMAGE / "vmlinuz").exists() or
+                           not shutil.which("qemu-system-x86_64"),
+                           reason=f"needs qemu-system-x86_64 and the built-in image in {IMAGE}"),
+        pytest.mark.skipif(os.geteuid() != 0, reason="local mode with namespaces needs root"),
+    ]
 
 
 def run(*args, check=False, timeout=120, env=None):
@@ -24,6 +38,22 @@ def run(*args, check=False, timeout=120, env=None):
         raise AssertionError(f"plexus {' '.join(map(str, args))} -> {p.returncode}\n"
                              f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
     return p
+
+
+def up_dry_run(tmp_path, name, text):
+    """`plexus up --local --dry-run` of topology text: daemons and fabric,
+    no QEMU (the test plays it)."""
+    f = tmp_path / f"{name}.yaml"
+    f.write_text(text)
+    run("up", f, "--local", "--dry-run", check=True)
+
+
+def lab_for_test(request, prefix):
+    """A lab named after the running test, torn down afterwards (use in a
+    fixture: `yield from lab_for_test(request, "cb")`)."""
+    name = prefix + "".join(c for c in request.node.name.lower() if c.isalnum())[-14:]
+    yield name
+    run("down", name, timeout=60)
 
 
 def status(lab):
