@@ -51,6 +51,7 @@ typedef struct px_slirp_opts {
 typedef struct px_slirp_stats {
     uint64_t rx;           /* frames from the segment handed to libslirp */
     uint64_t rx_ignored;   /* frames from the segment not for the uplink (unicast elsewhere) */
+    uint64_t rx_fragments; /* IPv4 fragments, dropped (libslirp 4.7 cannot take them safely) */
     uint64_t tx;           /* frames from the uplink onto the segment */
     uint64_t tx_dropped;   /* frames held over PX_SLIRP_OUTQ_MAX, dropped */
     uint64_t guest_errors; /* libslirp's "guest misbehaved" reports (logged) */

@@ -438,6 +438,14 @@ static void test_udp_to_host_loopback(void **state)
     px_slirp_stats_get(f->s, &st);
     assert_int_equal(st.rx_ignored, ign + 1);
     assert_true(st.tx >= 3);
+    /* A fragment (MF set) never reaches libslirp, and is counted. */
+    n = udp_frame(b, GWMAC, MAC1, IP(15), IP(2), 5555, port, (const uint8_t *)"frag!", 5);
+    b[14 + 6] |= 0x20;
+    px_slirp_input(f->s, b, n);
+    w.n = 0;
+    assert_false(run_until(f, sock_got, &w, 100));
+    px_slirp_stats_get(f->s, &st);
+    assert_int_equal(st.rx_fragments, 1);
     close(hs);
 }
 
