@@ -52,8 +52,8 @@ cat "$dump_out"
 rm -f "$dump_out"
 "$plexus" can stats body
 echo
-echo "== Ethernet segment 'lan' spans both hosts: gw and client got addresses from"
-echo "   the NAT uplink's DHCP; capture the segment while its guests talk"
+echo "== Ethernet segment 'lan': gw and client got addresses from the NAT uplink's"
+echo "   DHCP; capture the segment while its guests talk"
 echo "   (plexus capture lan -c 4 -w FILE, read back with tshark)"
 for _ in $(seq 1 60); do   # until client's DHCP lease shows on its console
   "$plexus" logs client 2>/dev/null | grep -a -q "eth0: DHCP" && break
@@ -65,9 +65,9 @@ timeout 60 "$plexus" capture lan -c 4 --duration 20 -w "$cap_out" || true
 if command -v tshark >/dev/null; then tshark -r "$cap_out" 2>/dev/null | head -4; fi
 rm -f "$cap_out"
 echo "== plexus link set client:eth0 --delay 20ms (netem-like, live), then link show"
-"$plexus" link set client:eth0 --delay 20ms
+"$plexus" link set client:eth0 --delay 20ms >/dev/null
 "$plexus" link show lan
-"$plexus" link reset client:eth0
+"$plexus" link reset client:eth0 >/dev/null
 echo
 echo "NOT YET: the guests' ivshmem and CXL attachments are not wired (their"
 echo "fabric services come next); the DETAIL column says which."

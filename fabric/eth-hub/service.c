@@ -1203,20 +1203,38 @@ static void tb_add(char *buf, size_t cap, size_t *len, const char *fmt, ...)
         *len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
 }
 
+static bool impair_same(const px_impair_cfg *a, const px_impair_cfg *b)
+{
+    return a->delay_ns == b->delay_ns && a->jitter_ns == b->jitter_ns &&
+           a->loss_ppm == b->loss_ppm && a->loss_burst == b->loss_burst &&
+           a->duplicate_ppm == b->duplicate_ppm && a->reorder_ppm == b->reorder_ppm &&
+           a->corrupt_ppm == b->corrupt_ppm && a->rate_bps == b->rate_bps && a->limit == b->limit;
+}
+
 static void port_show(const eport *p, uint64_t ms, char *txt, size_t tcap, size_t *tl, char *js,
                       size_t jcap, size_t *jl, bool first)
 {
     px_netport_stats st = {0};
     if (p->np)
         px_netport_stats_get(p->np, &st);
-    else if (p->uplink)
-        st.connected = p->seg->nat != NULL;
+    else if (p->uplink && p->seg->nat) {
+        /* The port's view: rx from the uplink, tx to it. */
+        px_slirp_stats ss;
+        px_slirp_stats_get(p->seg->nat, &ss);
+        st = (px_netport_stats){.rx = ss.tx,
+                                .tx = ss.rx + ss.rx_ignored + ss.rx_fragments,
+                                .tx_dropped = ss.rx_fragments,
+                                .connected = true};
+    }
     const char *state = p->cut_until_ms && ms < p->cut_until_ms ? "cut-off"
                         : st.connected                          ? "up"
                                                                 : "down";
     char eg[200], in[200], ejs[300], ijs[300];
     impair_text(&p->eg_cfg, eg, sizeof(eg));
     impair_text(&p->in_cfg, in, sizeof(in));
+    /* "(set)": this direction differs from the topology's (link set). */
+    bool eg_set = p->live && !impair_same(&p->eg_cfg, &p->cfg.egress);
+    bool in_set = p->live && !impair_same(&p->in_cfg, &p->cfg.ingress);
     impair_json(&p->eg_cfg, ejs, sizeof(ejs));
     impair_json(&p->in_cfg, ijs, sizeof(ijs));
     px_impair_stats es = {0}, is = {0};
@@ -1234,7 +1252,7 @@ static void port_show(const eport *p, uint64_t ms, char *txt, size_t tcap, size_
            " oversize %" PRIu64 " runts %" PRIu64 " cutoffs %" PRIu64 "\n"
            "  %-20s egress:%s%s  ingress:%s%s\n",
            p->cfg.name, state, vl, st.rx, st.tx, st.tx_dropped + es.lost + is.lost, p->oversize,
-           p->runts, cutoffs, "", eg, p->live ? " (set)" : "", in, p->live ? " (set)" : "");
+           p->runts, cutoffs, "", eg, eg_set ? " (set)" : "", in, in_set ? " (set)" : "");
     if (state[0] == 'c')
         tb_add(txt, tcap, tl, "  %-20s cut off: %s\n", "", p->cut_why);
     tb_add(js, jcap, jl,
