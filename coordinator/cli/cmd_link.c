@@ -151,8 +151,16 @@ static int run(px_cli *cli, int argc, char **argv)
         return rc;
     px_ctl_reply r;
     if (!(rc = px_toolctx_check(&x, "TARGET", target, PX_WIRE_MAX_NAME)) &&
-        !(rc = px_toolctx_tool(&x, target, "link", sub, argp, n + 1, json, &r))) {
-        rc = px_toolctx_print(&x, &r.msg->body.tool_reply, json);
+        !(rc = px_toolctx_tool(&x, target, "link", sub, argp, n + 1, true, &r))) {
+        const px_msg_tool_reply *rep = &r.msg->body.tool_reply;
+        /* Only the node that has the port answers with it: no answer at
+         * all means the port exists in the topology but runs nowhere. */
+        if (rep->code == PX_OK && strchr(target, ':') &&
+            (!rep->json.len || (rep->json.len == 2 && memcmp(rep->json.ptr, "[]", 2) == 0)))
+            rc = px_cli_fail(cli, cmd, "'plexus status' shows whether its guest runs",
+                             "no node has port %s", target);
+        else
+            rc = px_toolctx_print(&x, rep, json);
         px_ctl_reply_fini(&r);
     }
     px_toolctx_close(&x);
