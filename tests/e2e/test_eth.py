@@ -38,7 +38,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import (qemu_lab_marks, LOCAL_ROOT, PLEXUS, alive, lab_context,  # noqa: E402
+import plexus_test  # noqa: E402
+from plexus_test import (guest_log, qemu_lab_marks, LOCAL_ROOT, PLEXUS, alive, lab_context,  # noqa: E402
                          node_netns, reap_restarted, restart_node, run, status, wait_until)
 
 BOOT_TIMEOUT = 180  # three TCG guests on 2 cores shared with other work
@@ -70,14 +71,11 @@ HOST = {"g1": "ha", "g2": "hb", "bad": "ha"}
 
 
 def lab_dir(host):
-    return LOCAL_ROOT / LAB / "nodes" / host / LAB
+    return plexus_test.lab_dir(LAB, host)
 
 
 def log(guest):
-    try:
-        return (lab_dir(HOST[guest]) / f"{guest}.log").read_text(errors="replace").replace("\r", "")
-    except OSError:
-        return ""
+    return guest_log(LAB, HOST[guest], guest)
 
 
 def node_log(host):
@@ -88,17 +86,11 @@ def node_log(host):
 
 
 def guest_pid(guest):
-    try:
-        return int((lab_dir(HOST[guest]) / f"{guest}.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
+    return plexus_test.guest_pid(LAB, HOST[guest], guest)
 
 
 def lab_qemus():
-    """Live QEMU processes of this lab (their command lines name its directory)."""
-    out = subprocess.run(["pgrep", "-f", f"qemu-system.*{LOCAL_ROOT / LAB}/"], capture_output=True,
-                         text=True).stdout
-    return [int(p) for p in out.split() if alive(int(p))]
+    return plexus_test.lab_qemus(LAB)
 
 
 def type_line(guest, line):

@@ -29,7 +29,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import (qemu_lab_marks, LOCAL_ROOT, alive, lab_context, reap_restarted,  # noqa: E402
+import plexus_test  # noqa: E402
+from plexus_test import (guest_log, qemu_lab_marks, alive, lab_context, reap_restarted,  # noqa: E402
                          restart_node, run, status, wait_until)
 
 BOOT_TIMEOUT = 120  # TCG on 2 cores shared with other work
@@ -61,28 +61,19 @@ GUESTS = ["ga", "gb"]
 
 
 def lab_dir(host):
-    return LOCAL_ROOT / LAB / "nodes" / host / LAB
+    return plexus_test.lab_dir(LAB, host)
 
 
 def log(guest, host):
-    try:
-        return (lab_dir(host) / f"{guest}.log").read_text(errors="replace").replace("\r", "")
-    except OSError:
-        return ""
+    return guest_log(LAB, host, guest)
 
 
 def guest_pid(guest, host):
-    try:
-        return int((lab_dir(host) / f"{guest}.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
+    return plexus_test.guest_pid(LAB, host, guest)
 
 
 def lab_qemus():
-    """Live QEMU processes of this lab (their command lines name its directory)."""
-    out = subprocess.run(["pgrep", "-f", f"qemu-system.*{LOCAL_ROOT / LAB}/"], capture_output=True,
-                         text=True).stdout
-    return [int(p) for p in out.split() if alive(int(p))]
+    return plexus_test.lab_qemus(LAB)
 
 
 def qemus_of(guest, host):

@@ -56,6 +56,34 @@ def lab_for_test(request, prefix):
     run("down", name, timeout=60)
 
 
+def lab_dir(lab, host):
+    """A local-mode lab's runtime directory on one simulated host."""
+    return LOCAL_ROOT / lab / "nodes" / host / lab
+
+
+def guest_log(lab, host, guest):
+    """A guest's serial console log so far ("" before it exists)."""
+    try:
+        return (lab_dir(lab, host) / f"{guest}.log").read_text(errors="replace").replace("\r", "")
+    except OSError:
+        return ""
+
+
+def guest_pid(lab, host, guest):
+    """The pid in a guest's QEMU pid file, or None."""
+    try:
+        return int((lab_dir(lab, host) / f"{guest}.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def lab_qemus(lab):
+    """Live QEMU processes of a local lab (their command lines name its directory)."""
+    out = subprocess.run(["pgrep", "-f", f"qemu-system.*{LOCAL_ROOT / lab}/"], capture_output=True,
+                         text=True).stdout
+    return [int(p) for p in out.split() if alive(int(p))]
+
+
 def status(lab):
     return json.loads(run("--json", "status", lab, check=True).stdout)
 
