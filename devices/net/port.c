@@ -16,7 +16,8 @@
 
 #include "fabric/core/log.h"
 
-#define STREAM_CHUNK  (256u << 10) /* bytes read per wake-up */
+#define STREAM_CHUNK (64u << 10)   /* bytes read per wake-up (and at most this much after a pause) \
+                                    */
 #define DGRAM_BATCH   32u          /* datagrams per recvmmsg */
 #define SEND_BATCH    64u          /* datagrams per sendmmsg */
 #define TAP_BATCH     64u          /* frames read per wake-up */
@@ -49,6 +50,7 @@ struct px_netport {
     unsigned open_handles;
     bool closing;
     bool held;       /* cut off: input ignored (DGRAM, TAP) / not connecting yet (STREAM) */
+    bool paused;     /* px_netport_pause: not reading from the peer */
     bool wait_w;     /* the peer did not take everything: waiting for writable */
     bool state_due;  /* on_state(connected) owed: the change happened inside an API call */
     unsigned in_api; /* inside px_netport_send / flush / cutoff / close: no callbacks now */
@@ -139,7 +141,7 @@ static void poll_update(px_netport *p)
         return;
     int ev = 0;
     if (p->kind != PX_NETPORT_DGRAM && !(p->kind == PX_NETPORT_STREAM && p->held))
-        ev |= UV_READABLE;
+        ev |= p->paused ? (p->kind == PX_NETPORT_STREAM ? UV_DISCONNECT : 0) : UV_READABLE;
     if (p->wait_w)
         ev |= UV_WRITABLE;
     if (ev == p->poll_events)
@@ -713,6 +715,20 @@ static void on_hold(uv_timer_t *t)
 }
 
 /* ---- public ---- */
+
+void px_netport_pause(px_netport *p, bool paused)
+{
+    if (p->closing || p->paused == paused)
+        return;
+    p->paused = paused;
+    poll_update(p);
+    if (p->rpoll) {
+        if (paused)
+            uv_poll_stop(p->rpoll);
+        else
+            uv_poll_start(p->rpoll, UV_READABLE, on_rio);
+    }
+}
 
 void px_netport_cutoff(px_netport *p, const char *why, uint32_t hold_ms)
 {

@@ -121,6 +121,12 @@ void px_netport_flush(px_netport *p);
  * further frame of the burst is delivered. */
 void px_netport_cutoff(px_netport *p, const char *why, uint32_t hold_ms);
 
+/* Stop (paused) or go on reading frames from the peer: back-pressure. While
+ * paused the peer's socket fills and QEMU waits, as on a full link; frames
+ * to the peer still go, a STREAM disconnect is still noticed. A read burst
+ * already under way ends first (at most 64 KiB for STREAM). */
+void px_netport_pause(px_netport *p, bool paused);
+
 void px_netport_stats_get(const px_netport *p, px_netport_stats *out);
 uint32_t px_netport_id(const px_netport *p);
 const char *px_netport_name(const px_netport *p);

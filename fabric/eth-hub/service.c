@@ -32,6 +32,7 @@
  * envelope and the other fields take far less than the 8 KiB left). */
 #define OUT_FLUSH_BYTES   (64u << 10)
 #define OUT_CAP           (PX_DATA_PLANE_BATCH_BYTES - (8u << 10))
+#define PUSHBACK_MS       20u   /* a member link full this long: drop for it, stop pausing */
 #define CUTOFF_HOLD_MS    2000u /* a port cut off for bad frames stays off this long */
 #define MAX_CAPS          8u
 #define CAP_EXPIRE_MS     5000u /* a capture not renewed by its tool this long ends */
@@ -72,7 +73,10 @@ typedef struct ecap {
 typedef struct eout {
     uint8_t *buf;
     size_t len;
-    uint32_t n; /* frames in buf */
+    uint32_t n;          /* frames in buf */
+    bool blocked;        /* the link's queue is full: buf is kept and sent again */
+    bool shedding;       /* blocked too long: frames to it are dropped, no pause */
+    uint64_t blocked_ms; /* since when */
 } eout;
 
 typedef struct elab elab;
@@ -99,12 +103,16 @@ struct eseg {
     uint64_t start_ms;
     uv_timer_t ftimer;
     bool ftimer_open;
+    uv_timer_t btimer; /* retries held messages while a member link is full */
+    bool btimer_open;
+    bool paused;              /* the local ports are paused (back-pressure) */
     unsigned closing;         /* timers still closing */
     bool down;                /* a link_down fault holds the whole segment */
     px_impair_cfg seg_impair; /* the segment's own impairment */
     bool fault_on[PX_ETHSVC_MAX_FAULTS];
     uint64_t fault_next[PX_ETHSVC_MAX_FAULTS]; /* next start or end, UINT64_MAX: none */
     uint64_t down_drops;
+    uint64_t pushbacks; /* times the ports were paused for a full member link */
     /* counters */
     uint64_t frames, bytes, flooded, local_unicast, remote_unicast, from_remote, remote_bad,
         vlan_drops, oversize, runts, to_remote_dropped;
@@ -196,9 +204,36 @@ static px_err send_eth(px_ethsvc *s, const char *node, const px_peer *peer, cons
     return s->io.to_peer(s->io.ud, peer, s->wb.data, s->wb.len);
 }
 
+static void on_btimer(uv_timer_t *t);
+
+/* Back-pressure: while a member's link is full the segment's guest ports
+ * stop reading (their sockets fill and QEMU waits, as on a full link), and
+ * the held message is tried again every millisecond. A link full for
+ * longer than PUSHBACK_MS (a peer that is gone or far too slow) must not
+ * stall the rest of the segment: its frames are then dropped and counted
+ * until it takes a message again. */
+static void pushback(eseg *g)
+{
+    bool want = false;
+    for (uint32_t k = 0; k < g->cfg.n_members && !want; k++)
+        want = g->out[k].blocked;
+    if (want == g->paused)
+        return;
+    g->paused = want;
+    g->pushbacks += want;
+    for (uint32_t i = 0; i < g->n_ports; i++)
+        if (g->ports[i]->np)
+            px_netport_pause(g->ports[i]->np, want);
+    if (want && g->btimer_open)
+        uv_timer_start(&g->btimer, on_btimer, 1, 1);
+    else if (g->btimer_open)
+        uv_timer_stop(&g->btimer);
+}
+
 static void flush_seg(eseg *g)
 {
     px_ethsvc *s = g->svc;
+    uint64_t now = now_ms(s);
     for (uint32_t k = 0; k < g->cfg.n_members; k++) {
         eout *o = &g->out[k];
         if (!o->len)
@@ -207,13 +242,30 @@ static void flush_seg(eseg *g)
                         .op = PX_ETH_FRAMES,
                         .node = g->self,
                         .recs = {o->buf, (uint32_t)o->len}};
-        /* A member we have no link to (yet), or a link queue that is full:
-         * the frames are lost, and counted. */
-        if (send_eth(s, g->cfg.members[k], NULL, &e) != PX_OK)
+        px_err err = send_eth(s, g->cfg.members[k], NULL, &e);
+        if (err == PX_E_AGAIN && !o->shedding) {
+            if (!o->blocked) {
+                o->blocked = true;
+                o->blocked_ms = now;
+            }
+            if (now - o->blocked_ms < PUSHBACK_MS)
+                continue; /* kept; sent again */
+            o->shedding = true;
+            PX_WARN("eth", "link to a member stays full; dropping frames for it",
+                    "segment=%s member=%s after_ms=%u", g->cfg.name, g->cfg.members[k],
+                    PUSHBACK_MS);
+        }
+        /* No link to the member (yet), or one that stays full: the frames
+         * are lost, and counted. */
+        if (err != PX_OK)
             g->to_remote_dropped += o->n;
+        else
+            o->shedding = false;
+        o->blocked = false;
         o->len = 0;
         o->n = 0;
     }
+    pushback(g);
     for (uint32_t i = 0; i < g->n_caps; i++) {
         ecap *c = &g->caps[i];
         if (!c->used || !c->len)
@@ -225,6 +277,11 @@ static void flush_seg(eseg *g)
         c->len = 0;
         c->n = 0;
     }
+}
+
+static void on_btimer(uv_timer_t *t)
+{
+    flush_seg(t->data);
 }
 
 static void flush_dirty(px_ethsvc *s)
@@ -270,6 +327,10 @@ static void to_member(eseg *g, uint32_t k, uint16_t vid, const uint8_t *f, size_
     px_ethrec r = {.vid = vid, .frame = f, .len = (uint32_t)len};
     if (o->len + px_ethrec_size((uint32_t)len) > OUT_CAP)
         flush_seg(g);
+    if (o->len + px_ethrec_size((uint32_t)len) > OUT_CAP) {
+        g->to_remote_dropped++; /* still held: the link is full */
+        return;
+    }
     o->len += px_ethrec_put(o->buf + o->len, OUT_CAP - o->len, &r);
     o->n++;
     if (o->len >= OUT_FLUSH_BYTES)
@@ -797,7 +858,8 @@ static void seg_free(eseg *g)
         if (g->caps[i].has_prog)
             pcap_freecode(&g->caps[i].prog);
     }
-    g->closing = (g->timer_open ? 1u : 0u) + (g->ftimer_open ? 1u : 0u);
+    g->closing =
+        (g->timer_open ? 1u : 0u) + (g->ftimer_open ? 1u : 0u) + (g->btimer_open ? 1u : 0u);
     if (!g->closing) {
         free(g);
         return;
@@ -805,6 +867,8 @@ static void seg_free(eseg *g)
     s->pending += g->closing;
     if (g->ftimer_open)
         uv_close((uv_handle_t *)&g->ftimer, seg_handle_closed);
+    if (g->btimer_open)
+        uv_close((uv_handle_t *)&g->btimer, seg_handle_closed);
     if (g->timer_open)
         uv_close((uv_handle_t *)&g->timer, seg_handle_closed);
 }
@@ -852,6 +916,9 @@ static px_err seg_open(px_ethsvc *s, elab *l, const px_ethsvc_seg_cfg *c, eseg *
     uv_timer_init(s->loop, &g->ftimer);
     g->ftimer.data = g;
     g->ftimer_open = true;
+    uv_timer_init(s->loop, &g->btimer);
+    g->btimer.data = g;
+    g->btimer_open = true;
     g->seg_impair = c->impair;
     g->start_ms = old ? old->start_ms : now_ms(s);
     for (uint32_t i = 0; i < c->n_ports && !err; i++) {
@@ -866,6 +933,8 @@ static px_err seg_open(px_ethsvc *s, elab *l, const px_ethsvc_seg_cfg *c, eseg *
             kept->seg = g;
             kept->idx = i;
             kept->cfg = c->ports[i];
+            if (kept->np) /* the old segment may have paused it */
+                px_netport_pause(kept->np, false);
             if (!kept->live)
                 err = port_impair(kept, &c->ports[i].egress, &c->ports[i].ingress);
             g->ports[g->n_ports++] = kept;
@@ -1288,11 +1357,11 @@ static void tool_show(eseg *g, const char *only, px_ethsvc_reply *out)
            "{\"node\":\"%s\",\"segment\":\"%s\",\"mode\":\"%s\",\"mtu\":%u,\"frames\":%" PRIu64
            ",\"bytes\":%" PRIu64 ",\"flooded\":%" PRIu64 ",\"local_unicast\":%" PRIu64
            ",\"remote_unicast\":%" PRIu64 ",\"from_remote\":%" PRIu64 ",\"remote_bad\":%" PRIu64
-           ",\"remote_dropped\":%" PRIu64 ",\"vlan_drops\":%" PRIu64 ",\"oversize\":%" PRIu64
+           ",\"remote_dropped\":%" PRIu64 ",\"pushbacks\":%" PRIu64 ",\"vlan_drops\":%" PRIu64 ",\"oversize\":%" PRIu64
            ",\"runts\":%" PRIu64 ",\"macs\":%u,\"ports\":[",
            s->self, g->cfg.name, g->cfg.hub ? "hub" : "switch", g->cfg.mtu, g->frames, g->bytes,
            g->flooded, g->local_unicast, g->remote_unicast, g->from_remote, g->remote_bad,
-           g->to_remote_dropped, g->vlan_drops, g->oversize, g->runts, fs.entries);
+           g->to_remote_dropped, g->pushbacks, g->vlan_drops, g->oversize, g->runts, fs.entries);
     bool first = true;
     for (uint32_t i = 0; i < g->n_ports; i++) {
         if (only && strcmp(only, g->ports[i]->cfg.name) != 0)

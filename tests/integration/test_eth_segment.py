@@ -74,7 +74,7 @@ class Nic:
                 return
             self.conn = c
             self.connects += 1
-            buf = b""
+            buf, off = b"", 0
             while True:
                 try:
                     d = c.recv(1 << 20)
@@ -82,13 +82,15 @@ class Nic:
                     d = b""
                 if not d:
                     break
-                buf += d
-                while len(buf) >= 4:
-                    n = struct.unpack_from("!I", buf)[0]
-                    if len(buf) < 4 + n:
+                buf = buf[off:] + d
+                off = 0
+                now = time.monotonic()
+                while len(buf) - off >= 4:
+                    n = struct.unpack_from("!I", buf, off)[0]
+                    if len(buf) - off < 4 + n:
                         break
-                    self.got.append((time.monotonic(), buf[4:4 + n]))
-                    buf = buf[4 + n:]
+                    self.got.append((now, buf[off + 4:off + 4 + n]))
+                    off += 4 + n
             self.conn = None
 
     def send(self, frame):
@@ -519,3 +521,40 @@ def test_dgram_port(tmp_path, lab):
     finally:
         d.close()
         a.close()
+
+
+def test_flood_across_hosts_loses_nothing(tmp_path, lab):
+    # A guest writing as fast as its socket takes frames: when the link to
+    # the other node is full the node stops reading the guest (its socket
+    # fills, as QEMU's would) instead of dropping frames.
+    up(tmp_path, lab, TWO_HOSTS.format(name=lab))
+    a, b, c = three_nics(lab)
+    try:
+        b.send(eth(BCAST, mac(0xb), b"learn me"))
+        wait_until("b learnt", lambda: len(a.frames()) >= 1, 10)
+        n = 40000  # 60 MB: more than the link's queues hold, so it fills
+        blob = b"".join(struct.pack("!I", 1514) + eth(mac(0xb), mac(0xa), struct.pack("!I", i) +
+                                                      b"\x55" * 1496) for i in range(n))
+        a.raw(blob)
+
+        def settled():
+            try:
+                node, row = port_row(lab, "b:eth0")
+                sender, _ = port_row(lab, "a:eth0")
+            except AssertionError:  # a node busy with the flood answers late
+                return False
+            return (node["from_remote"] + sender["remote_dropped"] >= n and
+                    row["tx"] + row["tx_dropped"] >= node["from_remote"])
+        # Every frame reached hb's bridge, none was dropped on the way; this
+        # test's Python reader may be too slow for b's port (dropped there,
+        # counted: the QEMU side not reading).
+        wait_until(f"{n} frames through", settled, 60, interval=0.2)
+        sender, _ = port_row(lab, "a:eth0")
+        assert sender["remote_dropped"] == 0, sender
+        _, row = port_row(lab, "b:eth0")
+        got = [struct.unpack_from("!I", f, 14)[0] for f in b.frames()]
+        assert len(got) + row["tx_dropped"] == n and got == sorted(got)
+        print(f"pushbacks: {sender['pushbacks']}, dropped at b's port: {row['tx_dropped']}")
+    finally:
+        for x in (a, b, c):
+            x.close()
