@@ -16,7 +16,8 @@
 
 #include "fabric/core/log.h"
 
-#define STREAM_CHUNK (64u << 10)   /* bytes read per wake-up (and at most this much after a pause) \
+#define STREAM_CHUNK                                                                               \
+    (64u << 10)                    /* bytes read per wake-up (and at most this much after a pause) \
                                     */
 #define DGRAM_BATCH   32u          /* datagrams per recvmmsg */
 #define SEND_BATCH    64u          /* datagrams per sendmmsg */

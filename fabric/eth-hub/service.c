@@ -1357,8 +1357,8 @@ static void tool_show(eseg *g, const char *only, px_ethsvc_reply *out)
            "{\"node\":\"%s\",\"segment\":\"%s\",\"mode\":\"%s\",\"mtu\":%u,\"frames\":%" PRIu64
            ",\"bytes\":%" PRIu64 ",\"flooded\":%" PRIu64 ",\"local_unicast\":%" PRIu64
            ",\"remote_unicast\":%" PRIu64 ",\"from_remote\":%" PRIu64 ",\"remote_bad\":%" PRIu64
-           ",\"remote_dropped\":%" PRIu64 ",\"pushbacks\":%" PRIu64 ",\"vlan_drops\":%" PRIu64 ",\"oversize\":%" PRIu64
-           ",\"runts\":%" PRIu64 ",\"macs\":%u,\"ports\":[",
+           ",\"remote_dropped\":%" PRIu64 ",\"pushbacks\":%" PRIu64 ",\"vlan_drops\":%" PRIu64
+           ",\"oversize\":%" PRIu64 ",\"runts\":%" PRIu64 ",\"macs\":%u,\"ports\":[",
            s->self, g->cfg.name, g->cfg.hub ? "hub" : "switch", g->cfg.mtu, g->frames, g->bytes,
            g->flooded, g->local_unicast, g->remote_unicast, g->from_remote, g->remote_bad,
            g->to_remote_dropped, g->pushbacks, g->vlan_drops, g->oversize, g->runts, fs.entries);
