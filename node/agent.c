@@ -413,6 +413,37 @@ static void apply_plan(px_node *n, const px_msg_plan *p)
     send_status(n, lab, p->epoch, "applied", NULL, l);
 }
 
+/* A tool command (TOOL) to the fabric service it names (args[0]); the
+ * answer goes back as TOOL_REPLY. */
+static void run_tool(px_node *n, const px_msg_tool *t)
+{
+    px_svc_reply *r = calloc(1, sizeof(*r));
+    if (!r)
+        return;
+    char what[64] = "";
+    if (t->n_args)
+        px_str_copy(what, sizeof(what), t->args[0]);
+    if (strcmp(what, "can") == 0 && n->can) {
+        px_cansvc_tool(n->can, t, r);
+    } else if ((strcmp(what, "link") == 0 || strcmp(what, "capture") == 0) && n->eth) {
+        px_ethsvc_tool(n->eth, t, r);
+    } else {
+        r->code = PX_E_UNKNOWN;
+        snprintf(r->text, sizeof(r->text), "node %s: no tool '%s'", n->name, what);
+    }
+    px_msg *out = n->scratch;
+    memset(out, 0, sizeof(out->env) + sizeof(out->body.tool_reply));
+    out->env.type = PX_MSG_TOOL_REPLY;
+    out->body.tool_reply = (px_msg_tool_reply){.id = t->id,
+                                               .code = r->code,
+                                               .message = px_str_c(r->text),
+                                               .json = px_str_c(r->json),
+                                               .endpoint = px_str_c(r->endpoint),
+                                               .key = px_str_c(r->key)};
+    send_msg(n, out);
+    free(r);
+}
+
 static void dispatch(px_node *n, const px_msg *m)
 {
     switch (m->env.type) {
@@ -428,23 +459,9 @@ static void dispatch(px_node *n, const px_msg *m)
     case PX_MSG_PLAN:
         apply_plan(n, &m->body.plan);
         break;
-    case PX_MSG_TOOL: {
-        const px_msg_tool *t = &m->body.tool;
-        bool eth = t->n_args && (px_str_eq(t->args[0], "link") || px_str_eq(t->args[0], "capture"));
-        void *r = malloc(eth ? sizeof(px_ethsvc_reply) : sizeof(px_cansvc_reply));
-        if (!r)
-            break;
-        px_msg *out = n->scratch;
-        memset(out, 0, sizeof(out->env) + sizeof(out->body.tool_reply));
-        out->env.type = PX_MSG_TOOL_REPLY;
-        if (eth)
-            px_node_eth_tool(n, t, &out->body.tool_reply, r);
-        else
-            px_node_can_tool(n, t, &out->body.tool_reply, r);
-        send_msg(n, out);
-        free(r);
+    case PX_MSG_TOOL:
+        run_tool(n, &m->body.tool);
         break;
-    }
     case PX_MSG_ERROR:
         PX_WARN("node", "coordinator reported an error", "code=%s msg=\"%.*s\"",
                 px_errname((px_err)m->body.error.code), (int)m->body.error.message.len,

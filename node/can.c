@@ -251,23 +251,3 @@ void px_node_can_msg(void *ud, const px_peer *from, const px_msg *m)
     else
         PX_DEBUG("node", "data-plane message without a service", "type=%u", m->env.type);
 }
-
-void px_node_can_tool(px_node *n, const px_msg_tool *t, px_msg_tool_reply *out, px_cansvc_reply *r)
-{
-    memset(r, 0, sizeof(*r));
-    if (t->n_args >= 1 && px_str_eq(t->args[0], "can") && n->can) {
-        px_cansvc_tool(n->can, t, r);
-    } else {
-        char what[64] = "";
-        if (t->n_args)
-            px_str_copy(what, sizeof(what), t->args[0]);
-        r->code = PX_E_UNKNOWN;
-        snprintf(r->text, sizeof(r->text), "node %s: no tool '%s'", n->name, what);
-    }
-    *out = (px_msg_tool_reply){.id = t->id,
-                               .code = r->code,
-                               .message = px_str_c(r->text),
-                               .json = px_str_c(r->json),
-                               .endpoint = px_str_c(r->endpoint),
-                               .key = px_str_c(r->key)};
-}

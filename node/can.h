@@ -15,7 +15,4 @@ void px_node_can_remove(px_node *n, const char *lab);
 /* px_mesh_msg_cb for data-plane messages (ud = the node). */
 void px_node_can_msg(void *ud, const px_peer *from, const px_msg *m);
 
-/* Answer a TOOL from the coordinator; out's strings point into r. */
-void px_node_can_tool(px_node *n, const px_msg_tool *t, px_msg_tool_reply *out, px_cansvc_reply *r);
-
 #endif

@@ -210,16 +210,3 @@ void px_node_eth_remove(px_node *n, const char *lab)
     if (n->eth)
         px_ethsvc_lab_remove(n->eth, lab);
 }
-
-void px_node_eth_tool(px_node *n, const px_msg_tool *t, px_msg_tool_reply *out, px_ethsvc_reply *r)
-{
-    memset(r, 0, sizeof(*r));
-    if (n->eth)
-        px_ethsvc_tool(n->eth, t, r);
-    *out = (px_msg_tool_reply){.id = t->id,
-                               .code = r->code,
-                               .message = px_str_c(r->text),
-                               .json = px_str_c(r->json),
-                               .endpoint = px_str_c(r->endpoint),
-                               .key = px_str_c(r->key)};
-}

@@ -14,7 +14,4 @@ px_err px_node_eth_start(px_node *n, px_errmsg *em);
 px_err px_node_eth_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_errmsg *em);
 void px_node_eth_remove(px_node *n, const char *lab);
 
-/* A tool command whose args[0] is "link" or "capture". */
-void px_node_eth_tool(px_node *n, const px_msg_tool *t, px_msg_tool_reply *out, px_ethsvc_reply *r);
-
 #endif

@@ -40,16 +40,17 @@ met/MISSED; asserts nothing (a benchmark, not a test). `plexus down` always.
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import benchlib  # noqa: E402
+from benchlib import LOCAL_ROOT  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL_ROOT = Path("/run/plexus/local") if os.geteuid() == 0 else Path(
-    os.environ.get("XDG_RUNTIME_DIR", f"/tmp/plexus-{os.geteuid()}")) / "plexus" / "local"
 LAB = "canbench"
 NBUS = 32
 TARGET_FPS = 200_000
@@ -144,25 +145,10 @@ class Bench:
         return tot
 
     def context(self):
-        text = (LOCAL_ROOT / LAB / "context").read_text()
-        return {m.group(1): int(m.group(2))
-                for m in re.finditer(r"^node (\S+) (\d+)$", text, re.M)}
+        return benchlib.node_pids(LAB)
 
-    @staticmethod
-    def proc_status(pid, key):
-        try:
-            m = re.search(rf"^{key}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
-            return int(m.group(1)) if m else 0
-        except OSError:
-            return 0
-
-    @staticmethod
-    def cpu_s(pid):
-        try:
-            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return 0.0
+    proc_status = staticmethod(benchlib.proc_status)
+    cpu_s = staticmethod(benchlib.cpu_s)
 
 
 def socket_capacity():

@@ -60,6 +60,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bench/bench_report.h"
 #include "devices/can/frame.h"
 
 #define MAX_LINKS     64
@@ -469,20 +470,6 @@ static void sender_lat(void)
 
 /* ---- results ---- */
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const uint32_t *v, size_t n, double p)
-{
-    if (!n)
-        return 0;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i] / 1000.0;
-}
-
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_can_drive [--zmq [--batch B] --links K | --unix --links K] "
@@ -636,31 +623,9 @@ int main(int argc, char **argv)
         printf(",\"fps\":%.1f,\"fps_per_link_avg\":%.1f,\"fps_per_link_min\":%.1f",
                secs > 0 ? (double)got / secs : 0, sum_fps / C.n_links, min_fps);
     } else {
-        FILE *df = dump ? fopen(dump, "w") : NULL; /* "seq ns" in send order */
-        size_t k = 0;
-        double sum = 0;
-        for (uint32_t i = 0; i < C.n; i++)
-            if (lat_ns[i]) {
-                if (df)
-                    fprintf(df, "%u %u\n", i + 1, lat_ns[i]);
-                sum += lat_ns[i];
-                lat_ns[k++] = lat_ns[i];
-            }
-        if (df)
-            fclose(df);
-        qsort(lat_ns, k, sizeof(*lat_ns), cmp_u32);
-        printf(",\"period_us\":%u,\"samples\":%zu,\"p50_us\":%.2f,\"p90_us\":%.2f,\"p99_us\":%.2f,"
-               "\"p999_us\":%.2f,\"max_us\":%.2f,\"mean_us\":%.2f",
-               C.period_us, k, pct(lat_ns, k, 0.5), pct(lat_ns, k, 0.9), pct(lat_ns, k, 0.99),
-               pct(lat_ns, k, 0.999), k ? lat_ns[k - 1] / 1000.0 : 0,
-               k ? sum / (double)k / 1000.0 : 0);
+        bench_print_latency(lat_ns, C.n, C.period_us, dump); /* dump: "seq ns" in send order */
     }
-    if (fail_msg[0]) {
-        printf(",\"error\":\"");
-        for (const char *p = fail_msg; *p; p++)
-            putchar(*p == '"' || *p == '\\' ? '\'' : *p);
-        printf("\"");
-    }
+    bench_print_error(fail_msg);
     printf("}\n");
     fflush(stdout);
     for (uint32_t i = 0; i < C.n_links; i++) {

@@ -60,9 +60,11 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import benchlib  # noqa: E402
+from benchlib import LOCAL_ROOT  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL_ROOT = Path("/run/plexus/local") if os.geteuid() == 0 else Path(
-    os.environ.get("XDG_RUNTIME_DIR", f"/tmp/plexus-{os.geteuid()}")) / "plexus" / "local"
 LAB = "ethbench"
 TARGET_FPS_64 = 400_000
 TARGET_GBPS_1514 = 3.0
@@ -150,25 +152,10 @@ class Bench:
         return st if isinstance(st, list) else st.get("nodes", [st])
 
     def context(self):
-        text = (LOCAL_ROOT / LAB / "context").read_text()
-        return {m.group(1): int(m.group(2))
-                for m in re.finditer(r"^node (\S+) (\d+)$", text, re.M)}
+        return benchlib.node_pids(LAB)
 
-    @staticmethod
-    def proc_status(pid, key):
-        try:
-            m = re.search(rf"^{key}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
-            return int(m.group(1)) if m else 0
-        except OSError:
-            return 0
-
-    @staticmethod
-    def cpu_s(pid):
-        try:
-            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return 0.0
+    proc_status = staticmethod(benchlib.proc_status)
+    cpu_s = staticmethod(benchlib.cpu_s)
 
 
 def counters(nodes):
@@ -367,7 +354,6 @@ def report(res):
     def xr(x, w=6):
         return f"{x:>{w}.2f}x" if x == x else f"{'n/a':>{w + 1}}"
 
-    verdicts = []
     print(f"{'flood, one write per frame':<28} {'plexus':>11} {'range':>19} {'vde':>11} "
           f"{'raw':>11} {'px/vde':>7} {'px/raw':>7} {'px recv/sent':>14}")
     rows = ((64, "fps", "frames/s", lambda x: fmt_n(x)),

@@ -73,6 +73,8 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
+
+#include "bench/bench_report.h"
 #include <unistd.h>
 
 #define ETHERTYPE     0x88b5u
@@ -586,20 +588,6 @@ static void sender_lat(void)
 
 /* ---- results ---- */
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const uint32_t *v, size_t n, double p)
-{
-    if (!n)
-        return 0;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i] / 1000.0;
-}
-
 static double tv_s(struct timeval tv)
 {
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
@@ -793,31 +781,9 @@ int main(int argc, char **argv)
                secs > 0 ? (double)got * C.size * 8 / secs / 1e9 : 0,
                send_secs > 0 ? sent / send_secs : 0);
     } else {
-        FILE *df = dump ? fopen(dump, "w") : NULL; /* "seq ns" in send order */
-        size_t k = 0;
-        double sum = 0;
-        for (uint32_t i = 0; i < C.n; i++)
-            if (lat_ns[i]) {
-                if (df)
-                    fprintf(df, "%u %u\n", i + 1, lat_ns[i]);
-                sum += lat_ns[i];
-                lat_ns[k++] = lat_ns[i];
-            }
-        if (df)
-            fclose(df);
-        qsort(lat_ns, k, sizeof(*lat_ns), cmp_u32);
-        printf(",\"period_us\":%u,\"samples\":%zu,\"p50_us\":%.2f,\"p90_us\":%.2f,\"p99_us\":%.2f,"
-               "\"p999_us\":%.2f,\"max_us\":%.2f,\"mean_us\":%.2f",
-               C.period_us, k, pct(lat_ns, k, 0.5), pct(lat_ns, k, 0.9), pct(lat_ns, k, 0.99),
-               pct(lat_ns, k, 0.999), k ? lat_ns[k - 1] / 1000.0 : 0,
-               k ? sum / (double)k / 1000.0 : 0);
+        bench_print_latency(lat_ns, C.n, C.period_us, dump); /* dump: "seq ns" in send order */
     }
-    if (fail_msg[0]) {
-        printf(",\"error\":\"");
-        for (const char *p = fail_msg; *p; p++)
-            putchar(*p == '"' || *p == '\\' ? '\'' : *p);
-        printf("\"");
-    }
+    bench_print_error(fail_msg);
     printf("}\n");
     fflush(stdout);
     free(lat_ns);

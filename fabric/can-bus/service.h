@@ -108,14 +108,7 @@ typedef struct px_cansvc_bus_cfg {
     px_cansvc_fault_cfg faults[PX_CANSVC_MAX_FAULTS];
 } px_cansvc_bus_cfg;
 
-/* What a tool command answers (TOOL_REPLY). */
-typedef struct px_cansvc_reply {
-    px_err code;
-    char text[4000];
-    char json[4000];
-    char endpoint[256];
-    char key[64];
-} px_cansvc_reply;
+typedef px_svc_reply px_cansvc_reply; /* fabric/core/svcio.h */
 
 px_err px_cansvc_new(uv_loop_t *loop, const px_cansvc_io *io, px_cansvc **out);
 

@@ -26,4 +26,13 @@ typedef struct px_svc_io {
     const char *data_key; /* and its public key */
 } px_svc_io;
 
+/* What a service's tool command answers (a TOOL_REPLY's fields). */
+typedef struct px_svc_reply {
+    px_err code;
+    char text[4000];
+    char json[4000];
+    char endpoint[256]; /* a data endpoint to stream from/to, if any */
+    char key[64];       /* and its public key */
+} px_svc_reply;
+
 #endif

@@ -27,3 +27,20 @@ unsigned px_edit_distance(const char *a, const char *b)
     }
     return row[lb];
 }
+
+#define FNV64_OFFSET 0xcbf29ce484222325ull
+#define FNV64_PRIME  0x100000001b3ull
+
+static uint64_t fnv64(uint64_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * FNV64_PRIME;
+    return h;
+}
+
+uint64_t px_net_key(const char *lab, const char *name)
+{
+    uint64_t h = fnv64(FNV64_OFFSET, lab);
+    h = (h ^ 0u) * FNV64_PRIME;
+    return fnv64(h, name);
+}

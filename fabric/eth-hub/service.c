@@ -1335,6 +1335,14 @@ static void port_show(const eport *p, uint64_t ms, char *txt, size_t tcap, size_
            es.lost + es.overlimit, is.lost + is.overlimit, p->live ? "true" : "false");
 }
 
+static uint32_t captures_running(const eseg *g)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < g->n_caps; i++)
+        n += g->caps[i].used;
+    return n;
+}
+
 static void tool_show(eseg *g, const char *only, px_ethsvc_reply *out)
 {
     px_ethsvc *s = g->svc;
@@ -1357,11 +1365,13 @@ static void tool_show(eseg *g, const char *only, px_ethsvc_reply *out)
            "{\"node\":\"%s\",\"segment\":\"%s\",\"mode\":\"%s\",\"mtu\":%u,\"frames\":%" PRIu64
            ",\"bytes\":%" PRIu64 ",\"flooded\":%" PRIu64 ",\"local_unicast\":%" PRIu64
            ",\"remote_unicast\":%" PRIu64 ",\"from_remote\":%" PRIu64 ",\"remote_bad\":%" PRIu64
-           ",\"remote_dropped\":%" PRIu64 ",\"pushbacks\":%" PRIu64 ",\"vlan_drops\":%" PRIu64
+           ",\"remote_dropped\":%" PRIu64 ",\"pushbacks\":%" PRIu64 ",\"captures\":%u"
+           ",\"vlan_drops\":%" PRIu64
            ",\"oversize\":%" PRIu64 ",\"runts\":%" PRIu64 ",\"macs\":%u,\"ports\":[",
            s->self, g->cfg.name, g->cfg.hub ? "hub" : "switch", g->cfg.mtu, g->frames, g->bytes,
            g->flooded, g->local_unicast, g->remote_unicast, g->from_remote, g->remote_bad,
-           g->to_remote_dropped, g->pushbacks, g->vlan_drops, g->oversize, g->runts, fs.entries);
+           g->to_remote_dropped, g->pushbacks, captures_running(g), g->vlan_drops, g->oversize,
+           g->runts, fs.entries);
     bool first = true;
     for (uint32_t i = 0; i < g->n_ports; i++) {
         if (only && strcmp(only, g->ports[i]->cfg.name) != 0)

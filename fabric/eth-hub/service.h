@@ -103,14 +103,7 @@ typedef struct px_ethsvc_seg_cfg {
     px_ethsvc_fault_cfg faults[PX_ETHSVC_MAX_FAULTS];
 } px_ethsvc_seg_cfg;
 
-/* What a tool command answers (TOOL_REPLY). */
-typedef struct px_ethsvc_reply {
-    px_err code;
-    char text[4000];
-    char json[4000];
-    char endpoint[256];
-    char key[64];
-} px_ethsvc_reply;
+typedef px_svc_reply px_ethsvc_reply; /* fabric/core/svcio.h */
 
 px_err px_ethsvc_new(uv_loop_t *loop, const px_ethsvc_io *io, px_ethsvc **out);
 
