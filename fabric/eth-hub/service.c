@@ -32,7 +32,11 @@
  * envelope and the other fields take far less than the 8 KiB left). */
 #define OUT_FLUSH_BYTES   (64u << 10)
 #define OUT_CAP           (PX_DATA_PLANE_BATCH_BYTES - (8u << 10))
-#define PUSHBACK_MS       20u   /* a member link full this long: drop for it, stop pausing */
+/* A member link that takes nothing this long: drop for it, stop pausing.
+ * Long enough that a busy peer on a loaded host (a scheduler slice, a
+ * sanitizer build) is waited for; short against the seconds ZeroMQ's
+ * heartbeats take to notice a lost one. */
+#define PUSHBACK_MS       500u
 #define CUTOFF_HOLD_MS    2000u /* a port cut off for bad frames stays off this long */
 #define MAX_CAPS          8u
 #define CAP_EXPIRE_MS     5000u /* a capture not renewed by its tool this long ends */
@@ -208,8 +212,8 @@ static void on_btimer(uv_timer_t *t);
 
 /* Back-pressure: while a member's link is full the segment's guest ports
  * stop reading (their sockets fill and QEMU waits, as on a full link), and
- * the held message is tried again every millisecond. A link full for
- * longer than PUSHBACK_MS (a peer that is gone or far too slow) must not
+ * the held message is tried again every millisecond. A link that takes
+ * nothing for PUSHBACK_MS (a peer that is gone or far too slow) must not
  * stall the rest of the segment: its frames are then dropped and counted
  * until it takes a message again. */
 static void pushback(eseg *g)
