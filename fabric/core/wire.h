@@ -58,6 +58,7 @@ typedef enum px_msg_type {
     PX_MSG_TOOL = 12,       /* CLI -> coordinator -> node: a fabric tool command */
     PX_MSG_TOOL_REPLY = 13, /* node -> coordinator -> CLI */
     PX_MSG_ETH = 14,        /* data plane: Ethernet frames between segment members, captures */
+    PX_MSG_SHM = 15,        /* data plane: ivshmem peers, doorbells and region contents */
     PX_MSG_TYPE_MAX         /* one past the highest type */
 } px_msg_type;
 
@@ -295,6 +296,33 @@ typedef struct px_msg_eth {
     px_bin recs;   /* FRAMES, CAPTURE: packed records */
 } px_msg_eth;
 
+#define PX_WIRE_MAX_SHM_BLOB (128u << 10) /* diff records in one SHM message */
+
+/* ivshmem region message ops (docs/ivshmem.md, "Between hosts"). `node` is
+ * always the sender's index in the region's member list. */
+typedef enum px_shm_op {
+    PX_SHM_SYNC = 1,   /* member -> home: send me the peers and the contents (repeat until SYNCED) */
+    PX_SHM_SYNCED = 2, /* home -> member: the PEERs and DIFFs before this were the whole state */
+    PX_SHM_JOIN = 3,   /* member -> home: a local client wants an ID (tag, name) */
+    PX_SHM_PEER = 4,   /* home -> members: peer `peer` is on member `owner` (tag, name echo a JOIN) */
+    PX_SHM_LEAVE = 5,  /* member -> home: local peer `peer` left; home -> members: it is gone */
+    PX_SHM_DIFF = 6,   /* member -> members: changed bytes (recs, fabric/shm/diff.h) */
+    PX_SHM_RING = 7,   /* member -> the peer's owner: doorbell `peer`, `vector` (after its DIFFs) */
+    PX_SHM_OP_MAX
+} px_shm_op;
+
+typedef struct px_msg_shm {
+    uint64_t region; /* px_net_key(lab, region name) */
+    uint32_t op;     /* px_shm_op */
+    uint32_t node;   /* the sender's index in the member list */
+    uint32_t owner;  /* PEER: the member index the peer lives on */
+    uint32_t peer;   /* PEER, LEAVE, RING: the peer ID, 0..65535 */
+    uint32_t vector; /* RING */
+    uint64_t tag;    /* JOIN, PEER: the joining member's request tag (0 in a SYNC's PEERs) */
+    px_str name;     /* JOIN, PEER: what the peer is: "GUEST" or "host:PID" (≤ PX_WIRE_MAX_NAME) */
+    px_bin recs;     /* DIFF: ≤ PX_WIRE_MAX_SHM_BLOB */
+} px_msg_shm;
+
 typedef struct px_msg_tool_reply {
     uint64_t id;     /* the TOOL's id (node -> coordinator) */
     int32_t code;    /* px_err */
@@ -318,6 +346,7 @@ typedef struct px_msg {
         px_msg_request request;
         px_msg_reply reply;
         px_msg_can can;
+        px_msg_shm shm;
         px_msg_eth eth;
         px_msg_tool tool;
         px_msg_tool_reply tool_reply;
