@@ -44,7 +44,7 @@ MODULES_EXTRA=(vcan slcan sja1000_isa)
 CTUCANFD=${PLEXUS_GUEST_CTUCANFD:-1}
 CTUCANFD_SRC=(ctucanfd.h ctucanfd_base.c ctucanfd_kframe.h ctucanfd_kregs.h ctucanfd_pci.c)
 CTUCANFD_RECIPE=1 # bump when build_ctucanfd changes what it builds: keys its cache
-TOOLS=(pxcan pxpoke)
+TOOLS=(pxcan pxpoke pxivshmem)
 CFLAGS=(-static -O2 -s -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
   -Wmissing-prototypes)
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_tools.sh: the guest tools' host-side checks, no QEMU and no AF_CAN
-# needed: builds pxcan and pxpoke the way scripts/guest-image.sh does, then
-# checks pxcan's frame parser and printer (`pxcan print`) and pxpoke on a
-# plain file (-f). Prints "N passed, N failed"; exits non-zero on a failure.
+# needed: builds pxcan, pxpoke and pxivshmem the way scripts/guest-image.sh
+# does, then checks pxcan's frame parser and printer (`pxcan print`), pxpoke
+# on a plain file (-f) and pxivshmem on a fake ivshmem device made of plain
+# files (-S). Prints "N passed, N failed"; exits non-zero on a failure.
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -11,7 +12,7 @@ trap 'rm -rf "$tmp"' EXIT
 passed=0
 failed=0
 
-for t in pxcan pxpoke; do
+for t in pxcan pxpoke pxivshmem; do
   if ! gcc -static -O2 -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
     -Wmissing-prototypes -o "$tmp/$t" "$repo/tests/guest/tools/$t.c"; then
     echo "FAIL: building $t"
@@ -21,6 +22,7 @@ for t in pxcan pxpoke; do
 done
 pxcan=$tmp/pxcan
 pxpoke=$tmp/pxpoke
+pxivshmem=$tmp/pxivshmem
 
 # expect DESCRIPTION WANT_RC WANT_STDOUT COMMAND...
 expect() {
@@ -84,6 +86,88 @@ expect "missing file" 1 "" "$pxpoke" -f "$tmp/nonexistent" read 0
 expect "unmappable file" 1 "" "$pxpoke" -f /dev/null read 0
 expect "beyond the end of a file" 1 "" "$pxpoke" -f "$f" verify 0xff000 0x1008 0
 expect "beyond the end of a file, read" 1 "" "$pxpoke" -f "$f" read 0x100000 8
+
+# pxivshmem on fake PCI devices: plain files shaped like sysfs's (config,
+# resourceN, vendor, device), written with pxpoke. 00:03.0 is an e1000, which
+# the scan passes over; 00:04.0 an ivshmem-doorbell with 4 vectors laid out
+# as QEMU's (a vendor capability at 0x40, then MSI-X at 0x50 with the table
+# at BAR1 + 0 and the PBA at BAR1 + 0x800), own ID 2, a 1 MiB region.
+pci=$tmp/pci
+# fakedev BDF VENDOR DEVICE: an empty device with a capability list
+fakedev() {
+  local d=$pci/$1
+  mkdir -p "$d"
+  echo "$2" >"$d/vendor"
+  echo "$3" >"$d/device"
+  truncate -s 256 "$d/config"
+  truncate -s 256 "$d/resource0"
+  truncate -s 4096 "$d/resource1"
+  truncate -s 1M "$d/resource2"
+  "$pxpoke" -f "$d/config" write 0 32 "$(printf '0x%04x%04x' "$3" "$2")"
+  "$pxpoke" -f "$d/config" write 6 16 0x0010
+  "$pxpoke" -f "$d/config" write 0x34 8 0x40
+}
+cfg() { "$pxpoke" -f "$pci/0000:00:04.0/config" "$@"; }
+bar0() { "$pxpoke" -f "$pci/0000:00:04.0/resource0" "$@"; }
+bar1() { "$pxpoke" -f "$pci/0000:00:04.0/resource1" "$@"; }
+fakedev 0000:00:03.0 0x8086 0x100e
+fakedev 0000:00:04.0 0x1af4 0x1110
+cfg write 0x40 16 0x5009      # vendor-specific, next 0x50
+cfg write 0x50 16 0x0011      # MSI-X, last
+cfg write 0x52 16 0x0003      # 4 vectors, disabled
+cfg write 0x54 32 0x00000001  # table: BAR1 + 0
+cfg write 0x58 32 0x00000801  # PBA: BAR1 + 0x800
+for v in 0 1 3; do bar1 write $((16 * v + 12)) 32 1; done # masked; vector 2 is not
+bar0 write 8 32 2
+iv() { "$pxivshmem" -S "$pci" "$@"; }
+
+expect "info finds the ivshmem device" 0 "id 2 size 1048576 bdf 0000:00:04.0" iv info
+expect "info -d without a domain" 0 "id 2 size 1048576 bdf 0000:00:04.0" iv -d 00:04.0 info
+expect "info -d of another device" 1 "" iv -d 00:03.0 info
+expect "info -d of no device" 1 "" iv -d 00:09.0 info
+mkdir -p "$tmp/nopci/0000:00:03.0"
+cp "$pci/0000:00:03.0/vendor" "$pci/0000:00:03.0/device" "$tmp/nopci/0000:00:03.0/"
+expect "info without an ivshmem device" 1 "" "$pxivshmem" -S "$tmp/nopci" info
+expect "info without a PCI directory" 1 "" "$pxivshmem" -S "$tmp/nonexistent" info
+expect "info turns on memory space" 0 "0x0002" cfg read 4 16
+cfg write 4 16 0
+expect "pending before anything" 0 $'pba 0x0000000000000000\npending none' iv pending
+expect "arm" 0 "" iv arm
+expect "arm: memory space and bus master" 0 "0x0006" cfg read 4 16
+expect "arm: MSI-X enabled, 4 vectors" 0 "0x8003" cfg read 0x52 16
+expect "arm masks an unmasked vector" 0 "0x00000001" bar1 read $((16 * 2 + 12))
+expect "arm again" 0 "" iv arm
+bar1 write 0x800 32 0xa
+expect "pending 1 and 3" 0 $'pba 0x000000000000000a\npending 1 3' iv pending
+expect "wait for a pending vector" 0 "vector 1 pending" iv wait 1 1000
+expect "wait times out" 1 "timeout" iv wait 0 50
+expect "wait beyond the table" 2 "" iv wait 4 10
+cfg write 4 16 0
+cfg write 0x52 16 0x0003
+expect "wait arms first" 0 "vector 3 pending" iv wait 3 10
+expect "wait armed it" 0 "0x8003" cfg read 0x52 16
+expect "wait armed it: command" 0 "0x0006" cfg read 4 16
+expect "ring" 0 "" iv ring 3 1
+expect "the doorbell register" 0 "0x00030001" bar0 read 12
+expect "ring the highest peer and vector" 0 "" iv ring 65535 255
+expect "the doorbell register again" 0 "0xffff00ff" bar0 read 12
+expect "ring: peer too big" 2 "" iv ring 65536 0
+expect "ring: vector too big" 2 "" iv ring 1 256
+expect "ring: not a number" 2 "" iv ring a 0
+expect "ring: missing vector" 2 "" iv ring 1
+expect "wait: missing timeout" 2 "" iv wait 1
+expect "unknown command" 2 "" iv frobnicate
+expect "no command" 2 "" iv
+fakedev 0000:00:05.0 0x1af4 0x1110
+"$pxpoke" -f "$pci/0000:00:05.0/config" write 0x40 16 0x4809
+"$pxpoke" -f "$pci/0000:00:05.0/config" write 0x48 16 0x4009
+expect "a capability list that loops" 1 "" iv -d 00:05.0 arm
+"$pxpoke" -f "$pci/0000:00:05.0/config" write 0x48 16 0x0009
+expect "no MSI-X capability" 1 "" iv -d 00:05.0 arm
+"$pxpoke" -f "$pci/0000:00:05.0/config" write 6 16 0
+expect "no capability list" 1 "" iv -d 00:05.0 pending
+truncate -s 8 "$pci/0000:00:05.0/resource0"
+expect "BAR0 too small" 1 "" iv -d 00:05.0 info
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
