@@ -33,10 +33,13 @@ typedef struct px_shmdiff_scan {
     const volatile uint8_t *region; /* read while guests may write it */
     uint8_t *twin;
     uint64_t size;
-    uint64_t pos; /* next byte to compare */
+    uint64_t pos;     /* next byte to compare */
     uint64_t changed; /* bytes found so far */
 } px_shmdiff_scan;
 
+/* Start a scan of region against twin (both `size` bytes, owned by the
+ * caller and alive until the scan is done). A size over 4 GiB is scanned as
+ * 4 GiB: offsets are u32. */
 void px_shmdiff_begin(px_shmdiff_scan *sc, const volatile uint8_t *region, uint8_t *twin,
                       uint64_t size);
 
