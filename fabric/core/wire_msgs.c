@@ -273,6 +273,33 @@ static const px_wire_field eth_fields[] = {
 };
 static const px_wire_struct eth_desc = PX_WIRE_STRUCT("ETH", px_msg_eth, eth_fields, eth_check);
 
+/* Peer IDs are ivshmem's 16-bit IDs and vectors its 8-bit ones (the
+ * doorbell register); anything wider could not be rung. */
+static px_err shm_check(const void *s, px_errmsg *em)
+{
+    const px_msg_shm *m = s;
+    if (m->op == 0 || m->op >= PX_SHM_OP_MAX)
+        return px_errmsg_set(em, PX_E_PROTO, "SHM: unknown op %u", m->op);
+    if (m->peer > 65535)
+        return px_errmsg_set(em, PX_E_PROTO, "SHM: peer %u is over 65535", m->peer);
+    if (m->vector > 255)
+        return px_errmsg_set(em, PX_E_PROTO, "SHM: vector %u is over 255", m->vector);
+    return PX_OK;
+}
+
+static const px_wire_field shm_fields[] = {
+    PX_WF_U64("reg", px_msg_shm, region, 1),
+    PX_WF_U32("op", px_msg_shm, op, 1),
+    PX_WF_U32("node", px_msg_shm, node, 0),
+    PX_WF_U32("own", px_msg_shm, owner, 0),
+    PX_WF_U32("peer", px_msg_shm, peer, 0),
+    PX_WF_U32("vec", px_msg_shm, vector, 0),
+    PX_WF_U64("tag", px_msg_shm, tag, 0),
+    PX_WF_STR("name", px_msg_shm, name, 0, NAME),
+    PX_WF_BIN("r", px_msg_shm, recs, 0, PX_WIRE_MAX_SHM_BLOB),
+};
+static const px_wire_struct shm_desc = PX_WIRE_STRUCT("SHM", px_msg_shm, shm_fields, shm_check);
+
 #undef NAME
 #undef TEXT
 #undef EP
@@ -294,6 +321,7 @@ static const px_wire_struct *const registry[PX_MSG_TYPE_MAX] = {
     [PX_MSG_TOOL] = &tool_desc,
     [PX_MSG_TOOL_REPLY] = &tool_reply_desc,
     [PX_MSG_ETH] = &eth_desc,
+    [PX_MSG_SHM] = &shm_desc,
 };
 
 const px_wire_struct *px_wire_body_desc(uint32_t type)

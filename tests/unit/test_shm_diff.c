@@ -615,7 +615,7 @@ static void test_speed_unchanged(void **state)
     px_shmdiff_begin(&sc, region, twin, size);
     assert_int_equal(px_shmdiff_next(&sc, buf, sizeof(buf)), PX_SHMDIFF_REC_HDR + 1);
     assert_int_equal(rd32(buf), size - 1);
-    print_message("shm diff: unchanged 64 MiB scanned in %.2f ms: %.1f GB/s\n", best * 1e3,
+    print_message("# shm diff: unchanged 64 MiB scanned in %.2f ms: %.1f GB/s\n", best * 1e3,
                   (double)size / best / 1e9);
     free(twin);
     munmap(region, size);

@@ -937,6 +937,176 @@ static void test_encode_limits(void **state)
     free(blob);
 }
 
+/* ---- SHM: ivshmem regions between hosts ---- */
+
+/* An SHM body {reg 1, op DIFF} plus `key` holding raw `bytes`; a key of
+ * "reg" or "op" replaces that field. */
+static void shm_with_value(raw *r, const char *key, const void *bytes, size_t n)
+{
+    bool own_reg = !strcmp(key, "reg"), own_op = !strcmp(key, "op");
+    raw_init(r);
+    raw_env(r, 1, PX_MSG_SHM);
+    msgpack_pack_map(&r->pk, 1 + !own_reg + !own_op);
+    if (!own_reg) {
+        raw_str(r, "reg");
+        msgpack_pack_uint32(&r->pk, 1);
+    }
+    if (!own_op) {
+        raw_str(r, "op");
+        msgpack_pack_uint32(&r->pk, PX_SHM_DIFF);
+    }
+    raw_str(r, key);
+    raw_bytes(r, bytes, n);
+}
+
+static void test_shm(void **state)
+{
+    (void)state;
+    assert_string_equal(px_msg_type_name(PX_MSG_SHM), "SHM");
+
+    /* Each limit: the last good value decodes, the first bad one does not. */
+    static const struct {
+        const char *key;
+        uint8_t bytes[10];
+        size_t n;
+        px_err want;
+        const char *needle;
+    } cases[] = {
+        {"op", {0x01}, 1, PX_OK, NULL},
+        {"op", {PX_SHM_OP_MAX - 1}, 1, PX_OK, NULL},
+        {"op", {0x00}, 1, PX_E_PROTO, "SHM: unknown op 0"},
+        {"op", {PX_SHM_OP_MAX}, 1, PX_E_PROTO, "unknown op"},
+        {"op", {0xce, 0xff, 0xff, 0xff, 0xff}, 5, PX_E_PROTO, "unknown op"},
+        {"peer", {0xcd, 0xff, 0xff}, 3, PX_OK, NULL},
+        {"peer", {0xce, 0x00, 0x01, 0x00, 0x00}, 5, PX_E_PROTO, "peer 65536 is over 65535"},
+        {"peer", {0xff}, 1, PX_E_PROTO, "negative"},
+        {"vec", {0xcc, 0xff}, 2, PX_OK, NULL},
+        {"vec", {0xcd, 0x01, 0x00}, 3, PX_E_PROTO, "vector 256 is over 255"},
+        {"own", {0xce, 0xff, 0xff, 0xff, 0xff}, 5, PX_OK, NULL},
+        {"own", {0xcf, 0, 0, 0, 1, 0, 0, 0, 0}, 9, PX_E_PROTO, "SHM.own"},
+        {"node", {0xa1, '1'}, 2, PX_E_PROTO, "SHM.node"},
+        {"reg", {0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 9, PX_OK, NULL},
+        {"reg", {0xc0}, 1, PX_E_PROTO, "SHM.reg"},
+        {"tag", {0xd0, 0x80}, 2, PX_E_PROTO, "negative"},
+        {"name", {0xc4, 1, 'x'}, 3, PX_E_PROTO, "SHM.name"},
+        {"name", {0xa2, 'x', 0}, 3, PX_E_PROTO, "UTF-8 or contains NUL"},
+        {"r", {0xa1, 'x'}, 2, PX_E_PROTO, "SHM.r"},
+        {"r", {0xc4, 0}, 2, PX_OK, NULL},
+        {"recs", {0xc4, 0}, 2, PX_E_UNKNOWN, "\"recs\""},
+        {"seg", {0x01}, 1, PX_E_UNKNOWN, "\"seg\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        raw r;
+        shm_with_value(&r, cases[i].key, cases[i].bytes, cases[i].n);
+        if (cases[i].want == PX_OK) {
+            px_msg out;
+            expect_decode_ok(r.sb.data, r.sb.size, &out);
+            assert_int_equal(out.env.type, PX_MSG_SHM);
+        } else {
+            expect_decode_err(r.sb.data, r.sb.size, cases[i].want, cases[i].needle);
+        }
+        raw_fini(&r);
+    }
+
+    /* Required fields: region and op. */
+    static const char *req[] = {"reg", "op"};
+    for (size_t i = 0; i < 2; i++) {
+        raw r;
+        raw_init(&r);
+        raw_env(&r, 1, PX_MSG_SHM);
+        msgpack_pack_map(&r.pk, 1);
+        raw_str(&r, req[1 - i]);
+        msgpack_pack_uint32(&r.pk, 1);
+        char needle[64];
+        snprintf(needle, sizeof(needle), "required field \"%s\" missing", req[i]);
+        expect_decode_err(r.sb.data, r.sb.size, PX_E_PROTO, needle);
+        raw_fini(&r);
+    }
+
+    /* Lengths: a name one over PX_WIRE_MAX_NAME, records one over
+     * PX_WIRE_MAX_SHM_BLOB (both well within the generic limits). */
+    static char name[PX_WIRE_MAX_NAME + 1];
+    memset(name, 'n', sizeof(name));
+    raw r;
+    raw_init(&r);
+    raw_env(&r, 1, PX_MSG_SHM);
+    msgpack_pack_map(&r.pk, 3);
+    raw_str(&r, "reg");
+    msgpack_pack_uint32(&r.pk, 1);
+    raw_str(&r, "op");
+    msgpack_pack_uint32(&r.pk, PX_SHM_JOIN);
+    raw_str(&r, "name");
+    msgpack_pack_str(&r.pk, sizeof(name));
+    msgpack_pack_str_body(&r.pk, name, sizeof(name));
+    expect_decode_err(r.sb.data, r.sb.size, PX_E_TOOBIG, "SHM.name");
+    raw_fini(&r);
+
+    uint8_t *blob = calloc(1, PX_WIRE_MAX_SHM_BLOB + 1);
+    assert_non_null(blob);
+    for (int over = 0; over <= 1; over++) {
+        raw_init(&r);
+        raw_env(&r, 1, PX_MSG_SHM);
+        msgpack_pack_map(&r.pk, 3);
+        raw_str(&r, "reg");
+        msgpack_pack_uint32(&r.pk, 1);
+        raw_str(&r, "op");
+        msgpack_pack_uint32(&r.pk, PX_SHM_DIFF);
+        raw_str(&r, "r");
+        msgpack_pack_bin(&r.pk, PX_WIRE_MAX_SHM_BLOB + over);
+        msgpack_pack_bin_body(&r.pk, blob, PX_WIRE_MAX_SHM_BLOB + over);
+        if (over) {
+            expect_decode_err(r.sb.data, r.sb.size, PX_E_TOOBIG, "SHM.r");
+        } else {
+            px_msg out;
+            expect_decode_ok(r.sb.data, r.sb.size, &out);
+            assert_int_equal(out.body.shm.recs.len, PX_WIRE_MAX_SHM_BLOB);
+        }
+        raw_fini(&r);
+    }
+
+    /* The encoder refuses what the decoder would reject. */
+    px_msg m = wv_env(PX_MSG_SHM, 1, 2, 3);
+    m.body.shm.region = 1;
+    m.body.shm.op = 0;
+    expect_encode_err(&m, PX_E_INVAL, "unknown op");
+    m.body.shm.op = PX_SHM_OP_MAX;
+    expect_encode_err(&m, PX_E_INVAL, "unknown op");
+    m.body.shm.op = PX_SHM_PEER;
+    m.body.shm.peer = 65536;
+    expect_encode_err(&m, PX_E_INVAL, "peer 65536");
+    m.body.shm.peer = 65535;
+    m.body.shm.vector = 256;
+    expect_encode_err(&m, PX_E_INVAL, "vector 256");
+    m.body.shm.vector = 0;
+    m.body.shm.name = (px_str){name, PX_WIRE_MAX_NAME + 1};
+    expect_encode_err(&m, PX_E_TOOBIG, "SHM.name");
+    m.body.shm.name = px_str_c("g1");
+    m.body.shm.recs = (px_bin){blob, PX_WIRE_MAX_SHM_BLOB + 1};
+    expect_encode_err(&m, PX_E_TOOBIG, "SHM.r");
+    m.body.shm.recs = (px_bin){NULL, 1};
+    expect_encode_err(&m, PX_E_INVAL, "NULL");
+    m.body.shm.recs = (px_bin){blob, PX_WIRE_MAX_SHM_BLOB};
+    px_wbuf b = {0};
+    encode_ok(&b, &m);
+    px_msg out;
+    expect_decode_ok(b.data, b.len, &out);
+    assert_int_equal(out.body.shm.peer, 65535);
+    assert_true(px_str_eq(out.body.shm.name, "g1"));
+    px_wbuf_fini(&b);
+    free(blob);
+
+    /* Zero fields are left out: a bare SYNC is {reg, op} and nothing else. */
+    m = wv_env(PX_MSG_SHM, 0, 0, 0);
+    m.body.shm.region = 9;
+    m.body.shm.op = PX_SHM_SYNC;
+    encode_ok(&b, &m);
+    static const uint8_t sync[] = {0x96, 1,   PX_MSG_SHM, 0, 0,    0,   0x82, 0xa3,
+                                   'r',  'e', 'g',        9, 0xa2, 'o', 'p',  PX_SHM_SYNC};
+    assert_int_equal(b.len, sizeof(sync));
+    assert_memory_equal(b.data, sync, sizeof(sync));
+    px_wbuf_fini(&b);
+}
+
 /* ---- bodies alone ---- */
 
 static void test_decode_body(void **state)
@@ -1194,6 +1364,7 @@ int main(void)
         cmocka_unit_test(test_field_limits_on_decode),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_encode_limits),
+        cmocka_unit_test(test_shm),
         cmocka_unit_test(test_decode_body),
         cmocka_unit_test(test_struct_array_extension),
         cmocka_unit_test(test_tables),

@@ -240,6 +240,51 @@ static inline size_t wire_vectors(px_msg *out, size_t max, int with_huge)
         m.body.eth.port = px_str_c("g1:eth0");
         WV_ADD(m);
     }
+    {
+        /* DIFF records (fabric/shm/diff.h): 3 bytes at 0x1000, 1 at 0x1007. */
+        static const uint8_t d1[] = {0x00, 0x10, 0,    0, 3, 0, 0, 0, 0xaa, 0xbb,
+                                     0xcc, 0x07, 0x10, 0, 0, 1, 0, 0, 0,    0xdd};
+        m = wv_env(PX_MSG_SHM, 3, 0xc0ffee, 81);
+        m.body.shm.region = 0x0123456789abcdefull;
+        m.body.shm.op = PX_SHM_DIFF;
+        m.body.shm.node = 1;
+        m.body.shm.recs = (px_bin){d1, sizeof(d1)};
+        WV_ADD(m);
+        m = wv_env(PX_MSG_SHM, 3, 0, 82);
+        m.body.shm.region = 5;
+        m.body.shm.op = PX_SHM_JOIN;
+        m.body.shm.node = 2;
+        m.body.shm.tag = 17;
+        m.body.shm.name = px_str_c("host:4242");
+        WV_ADD(m);
+        /* PEER at every limit: the highest ID, the longest name. */
+        m = wv_env(PX_MSG_SHM, 1, UINT64_MAX, UINT64_MAX);
+        m.body.shm.region = UINT64_MAX;
+        m.body.shm.op = PX_SHM_PEER;
+        m.body.shm.node = UINT32_MAX;
+        m.body.shm.owner = UINT32_MAX;
+        m.body.shm.peer = 65535;
+        m.body.shm.tag = UINT64_MAX;
+        m.body.shm.name = (px_str){wv_name_max, PX_WIRE_MAX_NAME};
+        WV_ADD(m);
+        m = wv_env(PX_MSG_SHM, 2, 0, 83);
+        m.body.shm.region = 5;
+        m.body.shm.op = PX_SHM_RING;
+        m.body.shm.peer = 1;
+        m.body.shm.vector = 255;
+        WV_ADD(m);
+        m = wv_env(PX_MSG_SHM, 0, 0, 0);
+        m.body.shm.region = 1;
+        m.body.shm.op = PX_SHM_OP_MAX - 1;
+        WV_ADD(m);
+        if (with_huge) {
+            m = wv_env(PX_MSG_SHM, 3, 1, 84);
+            m.body.shm.region = 1;
+            m.body.shm.op = PX_SHM_DIFF;
+            m.body.shm.recs = (px_bin){wv_payload_max, PX_WIRE_MAX_SHM_BLOB};
+            WV_ADD(m);
+        }
+    }
     m = wv_env(PX_MSG_TOOL, 0, 0, 12);
     m.body.tool.lab = px_str_c("quickstart");
     m.body.tool.net = px_str_c("body");
