@@ -111,7 +111,8 @@ static bool host_gateways_into(const px_lab *lab, uint32_t h, uint32_t n)
 }
 
 /* Host h has a host interface on net n: a SocketCAN interface (real CAN
- * hardware) on a CAN bus, a TAP on an Ethernet segment. Topology hosts and
+ * hardware) on a CAN bus, a TAP on an Ethernet segment, an ivshmem
+ * region's socket for host programs (its `hosts:`). Topology hosts and
  * plan hosts match by name: the loader made sure the interface's host is
  * under hosts:, and the first placement that every such host is a
  * registered node. */
@@ -127,6 +128,12 @@ static bool host_has_host_if(const px_lab *lab, uint32_t h, uint32_t n)
     } else if (r.type == PX_TOPO_OBJ_ETH_SEGMENT) {
         ifs = t->eth_segments[r.index].taps;
         n_ifs = t->eth_segments[r.index].n_taps;
+    } else if (r.type == PX_TOPO_OBJ_IVSHMEM) {
+        const px_topo_ivshmem *sh = &t->ivshmem[r.index];
+        for (uint32_t i = 0; i < sh->n_hosts; i++)
+            if (strcmp(t->hosts[sh->hosts[i]].name, lab->plan.hosts[h].name) == 0)
+                return true;
+        return false;
     } else {
         return false;
     }
@@ -147,13 +154,16 @@ static bool host_on_net(const px_lab *lab, uint32_t h, uint32_t n)
     return host_has_host_if(lab, h, n) || host_gateways_into(lab, h, n);
 }
 
-/* Host h is the home of Ethernet segment net n with a NAT uplink: the
- * uplink is a port there, so the home is a member even without guests. */
-static bool uplink_home(const px_lab *lab, uint32_t h, uint32_t n)
+/* Host h is the home of net n and a member even without guests there: an
+ * Ethernet segment's NAT uplink is a port at its home, and an ivshmem
+ * region's home hands out its peer IDs. */
+static bool member_home(const px_lab *lab, uint32_t h, uint32_t n)
 {
     px_topo_ref r = lab->plan.nets[n];
-    return r.type == PX_TOPO_OBJ_ETH_SEGMENT && lab->plan.net_home[n] == h &&
-           lab->topo->eth_segments[r.index].nat.enabled;
+    if (lab->plan.net_home[n] != h)
+        return false;
+    return r.type == PX_TOPO_OBJ_IVSHMEM ||
+           (r.type == PX_TOPO_OBJ_ETH_SEGMENT && lab->topo->eth_segments[r.index].nat.enabled);
 }
 
 bool px_lab_host_has_net(const px_lab *lab, uint32_t h, uint32_t n)
@@ -195,12 +205,14 @@ void px_lab_send_plan(px_coord *c, px_lab *lab, uint32_t h)
                 (px_plan_net){.name = px_str_c(px_topo_ref_name(lab->topo, lab->plan.nets[n])),
                               .home = px_str_c(lab->plan.hosts[lab->plan.net_home[n]].name),
                               .object = n + 1};
-            /* The home learns its members; on an Ethernet segment every
-             * member does (a learning bridge per node floods to the others). */
-            bool members =
-                lab->plan.net_home[n] == h || lab->plan.nets[n].type == PX_TOPO_OBJ_ETH_SEGMENT;
+            /* The home learns its members; on an Ethernet segment and an
+             * ivshmem region every member does (a learning bridge per node
+             * floods to the others; region contents go to every copy). */
+            px_topo_obj ty = lab->plan.nets[n].type;
+            bool members = lab->plan.net_home[n] == h || ty == PX_TOPO_OBJ_ETH_SEGMENT ||
+                           ty == PX_TOPO_OBJ_IVSHMEM;
             for (uint32_t k = 0; members && k < lab->plan.n_hosts; k++)
-                if ((host_on_net(lab, k, n) || uplink_home(lab, k, n)) &&
+                if ((host_on_net(lab, k, n) || member_home(lab, k, n)) &&
                     p->n_members < PX_WIRE_MAX_ROWS)
                     p->members[p->n_members++] =
                         (px_plan_member){.net = p->nets[p->n_nets - 1].name,

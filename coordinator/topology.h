@@ -292,6 +292,9 @@ typedef struct px_topo_ivshmem {
     char name[PX_TOPO_NAME_MAX];
     uint64_t size; /* bytes, a power of two */
     uint32_t vectors;
+    uint64_t sync_ns; /* periodic contents sync between hosts; 0 = at doorbells only */
+    uint32_t *hosts;  /* `hosts:` t->hosts serving the region to host programs */
+    uint32_t n_hosts;
     px_topo_mark mark;
 } px_topo_ivshmem;
 

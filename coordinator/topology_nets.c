@@ -18,7 +18,7 @@ static const char *const hostif_keys[] = {"host", "interface", NULL};
 static const char *const gateway_keys[] = {"to", "filter", "modify", "fd", "hops", NULL};
 static const char *const eth_keys[] = {"type", "mode",   "vlans", "mtu",
                                        "nat",  "impair", "taps",  NULL};
-static const char *const shm_net_keys[] = {"type", "size", "vectors", NULL};
+static const char *const shm_net_keys[] = {"type", "size", "vectors", "sync", "hosts", NULL};
 static const char *const cxl_switch_keys[] = {"type", "ports", NULL};
 static const char *const cxl_pool_keys[] = {"type", "switch", "capacity", "ld_size", NULL};
 static const char *const nat_keys[] = {"subnet", "forwards", NULL};
@@ -48,6 +48,8 @@ static const char *const protos[] = {"tcp", "udp", NULL};
 #define SHM_SIZE_MAX    (4ull << 30)
 #define SHM_SIZE_DEF    (4ull << 20)
 #define SHM_VECTORS_MAX 64u
+#define SHM_SYNC_MIN    1000000ull           /* 1 ms */
+#define SHM_SYNC_MAX    3600000000000ull     /* 1 h */
 #define CXL_PORTS_DEF   4u
 #define CXL_POOL_MAX    (64ull << 40)
 #define IMPAIR_TIME_MAX 60000000000ull /* 60 s */
@@ -595,6 +597,28 @@ static px_err parse_eth(tctx *c, const tnode *v, uint32_t idx, const char *what)
     return PX_OK;
 }
 
+/* `hosts: [NAME, ...]`: hosts that serve the region to host programs even
+ * without a guest on it there. */
+static px_err parse_shm_hosts(tctx *c, const tnode *n, px_topo_ivshmem *r)
+{
+    px_err err = pxt_check_seq(c, n, "hosts", PX_TOPO_MAX_HOST_IFS);
+    if (err || pxt_is_null(n) || n->n == 0)
+        return err;
+    if (!(r->hosts = px_tarena_array(c->t->arena, n->n, sizeof(*r->hosts))))
+        return pxt_nomem(c);
+    for (uint32_t i = 0; i < n->n; i++) {
+        if ((err = pxt_resolve_host(c, n->kids[i], "host", &r->hosts[i])))
+            return err;
+        for (uint32_t k = 0; k < i; k++)
+            if (r->hosts[k] == r->hosts[i])
+                return pxt_fail(c, n->kids[i], PX_E_CONFIG,
+                                "host \"%s\" is listed twice in hosts; expected each host once",
+                                c->t->hosts[r->hosts[i]].name);
+        r->n_hosts = i + 1;
+    }
+    return PX_OK;
+}
+
 static px_err parse_shm(tctx *c, const tnode *v, px_topo_ivshmem *r, const char *what)
 {
     px_err err = pxt_check_map(c, v, what, shm_net_keys);
@@ -618,6 +642,11 @@ static px_err parse_shm(tctx *c, const tnode *v, px_topo_ivshmem *r, const char 
             return err;
         r->vectors = (uint32_t)u;
     }
+    if ((n = pxt_map_get(v, "sync")) &&
+        (err = pxt_get_duration(c, n, "sync", SHM_SYNC_MIN, SHM_SYNC_MAX, &r->sync_ns)))
+        return err;
+    if ((n = pxt_map_get(v, "hosts")))
+        return parse_shm_hosts(c, n, r);
     return PX_OK;
 }
 

@@ -87,6 +87,7 @@ typedef struct px_node {
     px_mesh mesh;          /* CLIENT links to peer nodes */
     struct px_cansvc *can; /* CAN buses (fabric/can-bus/service.h) */
     struct px_ethsvc *eth; /* Ethernet segments (fabric/eth-hub/service.h) */
+    struct px_shmsvc *shm; /* ivshmem regions (fabric/shm/service.h) */
     uv_timer_t hb;
     px_node_opts opts;
     char name[64];

@@ -177,15 +177,33 @@ static px_err cans(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu
     return err;
 }
 
+/* ivshmem-doorbell on the node's socket for the region (node/shm.c serves
+ * it); vectors= as the region has, or QEMU dies when the server sends more
+ * eventfds per peer. */
 static px_err shms(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,
                    px_errmsg *em)
 {
-    (void)cfg;
-    (void)em;
     const px_topo_guest *gu = &t->guests[g];
-    if (gu->n_shms)
-        note(c, "%u ivshmem region(s) not wired yet (ivshmem service)", gu->n_shms);
-    return PX_OK;
+    px_err err = PX_OK;
+    for (uint32_t i = 0; i < gu->n_shms && !err; i++) {
+        uint32_t ri = gu->shms[i].region;
+        char sock[108];
+        int n = snprintf(sock, sizeof(sock), PX_NODE_SHM_SOCK, cfg->rundir, ri);
+        if (n < 0 || (size_t)n >= sizeof(sock))
+            return px_errmsg_set(em, PX_E_CONFIG,
+                                 "guest %s: ivshmem socket path under %s is too long for a UNIX "
+                                 "socket (108 bytes); use a shorter runtime directory",
+                                 gu->name, cfg->rundir);
+        err = add(c, "-chardev");
+        if (!err)
+            err = add(c, "socket,path=%s,id=pxsh%u", sock, i);
+        if (!err)
+            err = add(c, "-device");
+        if (!err)
+            err = add(c, "ivshmem-doorbell,vectors=%u,chardev=pxsh%u,bus=pcie.0",
+                      t->ivshmem[ri].vectors, i);
+    }
+    return err;
 }
 
 static px_err cxls(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,

@@ -182,6 +182,36 @@ static void test_nic_ports_and_dhcp(void **state)
     px_topo_free(t);
 }
 
+/* ivshmem: one chardev and ivshmem-doorbell per region the guest lists,
+ * on the node's socket for that region, with the region's vectors. */
+static void test_ivshmem_doorbell(void **state)
+{
+    (void)state;
+    px_topo *t = load("name: l\n"
+                      "defaults: {image: 'builtin:tiny', memory: 256M}\n"
+                      "nets:\n"
+                      "  one: {type: ivshmem, size: 1M}\n"
+                      "  two: {type: ivshmem, size: 4M, vectors: 8}\n"
+                      "nodes:\n"
+                      "  a: {ivshmem: [two, one]}\n");
+    px_qemu_cfg cfg = {.rundir = dir, .image_dir = images, .accel = PX_TOPO_ACCEL_TCG};
+    px_qemu_cmd c;
+    px_errmsg em = {{0}};
+    assert_int_equal(px_qemu_cmd_build(t, 0, &cfg, &c, &em), PX_OK);
+    assert_int_equal(c.n_notes, 0);
+    char want[512];
+    snprintf(want, sizeof(want), "socket,path=%s/s1.ivshmem,id=pxsh0", dir);
+    assert_string_equal(arg_after(&c, "-chardev", 1), want);
+    snprintf(want, sizeof(want), "socket,path=%s/s0.ivshmem,id=pxsh1", dir);
+    assert_string_equal(arg_after(&c, "-chardev", 2), want);
+    assert_string_equal(arg_after(&c, "-device", 0),
+                        "ivshmem-doorbell,vectors=8,chardev=pxsh0,bus=pcie.0");
+    assert_string_equal(arg_after(&c, "-device", 1),
+                        "ivshmem-doorbell,vectors=1,chardev=pxsh1,bus=pcie.0");
+    px_qemu_cmd_fini(&c);
+    px_topo_free(t);
+}
+
 static void test_kvm_and_describe(void **state)
 {
     (void)state;
@@ -241,6 +271,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builtin_guest_line),
         cmocka_unit_test(test_nic_ports_and_dhcp),
+        cmocka_unit_test(test_ivshmem_doorbell),
         cmocka_unit_test(test_kvm_and_describe),
         cmocka_unit_test(test_errors_say_what),
     };

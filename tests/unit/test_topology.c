@@ -245,6 +245,7 @@ static void test_units(void **state)
     assert_int_equal(t->ivshmem[r.index].vectors, 4);
     assert_true(px_topo_find_net(t, "shm-b", &r));
     assert_int_equal(t->ivshmem[r.index].size, 256 * MIB);
+    assert_int_equal(t->ivshmem[r.index].sync_ns, 10000000);
     assert_true(px_topo_find_net(t, "shm-c", &r));
     assert_int_equal(t->ivshmem[r.index].size, GIB);
 
