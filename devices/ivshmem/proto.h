@@ -59,8 +59,8 @@ typedef struct px_ivshm_ev {
 } px_ivshm_ev;
 
 typedef struct px_ivshm_dec {
-    int state;          /* internal: what comes next */
-    uint16_t own;       /* own ID once known */
+    int state;    /* internal: what comes next */
+    uint16_t own; /* own ID once known */
     uint32_t max_vectors;
     /* eventfds received so far per peer, to number vectors: a peer's count
      * goes back to 0 when it leaves */
@@ -68,13 +68,17 @@ typedef struct px_ivshm_dec {
 } px_ivshm_dec;
 
 /* max_vectors: fds beyond it for one peer are a protocol error (QEMU's
- * `vectors=`), as they are fatal to QEMU. */
+ * `vectors=`), as they are fatal to QEMU. 0 or more than
+ * PX_IVSHM_MAX_VECTORS means PX_IVSHM_MAX_VECTORS. */
 void px_ivshm_dec_init(px_ivshm_dec *d, uint32_t max_vectors);
 
 /* Feed one message. PX_E_PROTO (with em saying what) for a message out of
- * order (no version first, a wrong version, an ID before the shm fd, an ID
- * out of range, too many fds for a peer, a second shm fd); the caller
- * then closes the connection and the fd. */
+ * order (no version first, a wrong version, an fd with the version or the
+ * own ID, an ID before the shm fd, an ID out of range, too many fds for a
+ * peer, a second shm fd, a leave of the own ID or of a peer never
+ * announced); the caller then closes the connection and the fd, and the
+ * decoder stays failed. On PX_OK, ev->fd is the fd fed (SHM, PEER_FD) or
+ * -1 (a message with an fd is always SHM or PEER_FD). */
 px_err px_ivshm_dec_feed(px_ivshm_dec *d, int64_t value, int fd, px_ivshm_ev *ev, px_errmsg *em);
 
 /* True once the own ID and shm fd came (own eventfds may still follow). */

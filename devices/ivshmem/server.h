@@ -18,6 +18,12 @@
  * changes the server's copy too: the server reads an eventfd only after
  * poll said it is readable.
  *
+ * A client whose socket closes, or that a send fails on, is removed on
+ * the next loop turn: on_leave (after the other clients were told) or
+ * on_abandon. Callbacks never run inside a px_ivsrv_* call; they may call
+ * any px_ivsrv_* function, px_ivsrv_close included. Clients never send
+ * anything: bytes they send are read and dropped.
+ *
  * Loop thread only.
  */
 #ifndef PX_IVSHMEM_SERVER_H
@@ -31,6 +37,13 @@
 #include "fabric/core/err.h"
 
 typedef struct px_ivsrv px_ivsrv;
+
+/* Messages queued for one client beyond what its socket buffer holds (a
+ * client that does not read). Queued messages cost no fds (the server
+ * keeps each peer's eventfds open while a message refers to them). Past
+ * the limit the client is dropped (on_leave / on_abandon) and the others
+ * are served as before: a peer that misses notices would be out of step. */
+#define PX_IVSRV_QUEUE_MAX 65536u
 
 typedef struct px_ivsrv_cbs {
     /* A client connected; `conn` names it until it is admitted, rejected or
@@ -47,17 +60,22 @@ typedef struct px_ivsrv_cbs {
     void (*on_ring)(void *ud, uint16_t id, uint32_t vector, uint64_t count);
 } px_ivsrv_cbs;
 
-/* Listen on `path` (an existing file there is replaced). shm_fd is dup'ed.
- * vectors: eventfds per peer (1..PX_IVSHM_MAX_VECTORS). */
+/* Listen on `path` (an existing file there is replaced; the socket is mode
+ * 0600). shm_fd is dup'ed; its size must be a power of two of at least
+ * 4 KiB (PX_E_CONFIG otherwise: QEMU would abort). vectors: eventfds per
+ * peer (1..PX_IVSHM_MAX_VECTORS, PX_E_CONFIG otherwise). On error nothing
+ * is left open and *out is NULL. */
 px_err px_ivsrv_new(uv_loop_t *loop, const char *path, int shm_fd, uint32_t vectors,
                     const px_ivsrv_cbs *cbs, void *ud, px_ivsrv **out, px_errmsg *em);
 
 /* Give pending client `conn` its ID and send it the whole greeting; tell
  * the other local clients it joined. PX_E_EXISTS if the ID is taken
- * (local or proxy), PX_E_NOTFOUND if conn is gone. */
+ * (local or proxy), PX_E_NOTFOUND if conn is gone (or going: its
+ * on_abandon follows), PX_E_INVAL if it was admitted already. */
 px_err px_ivsrv_admit(px_ivsrv *s, uint64_t conn, uint16_t id, px_errmsg *em);
 /* Close pending client `conn` (no ID to give: the region is full, or the
- * home cannot be reached). */
+ * home cannot be reached). No on_abandon follows. Admitted clients: see
+ * px_ivsrv_remove. */
 void px_ivsrv_reject(px_ivsrv *s, uint64_t conn);
 
 /* A peer on another host joined: make its eventfds, announce it to the
@@ -74,8 +92,8 @@ px_err px_ivsrv_notify(px_ivsrv *s, uint16_t id, uint32_t vector);
 
 typedef struct px_ivsrv_peer {
     uint16_t id;
-    bool local; /* false: proxy */
-    pid_t pid;  /* local: the client's pid (SO_PEERCRED), 0 if unknown */
+    bool local;         /* false: proxy */
+    pid_t pid;          /* local: the client's pid (SO_PEERCRED), 0 if unknown */
     uint64_t rings_in;  /* local: doorbells written to it by px_ivsrv_notify */
     uint64_t rings_out; /* proxy: doorbells read from it (on_ring) */
 } px_ivsrv_peer;
