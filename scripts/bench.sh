@@ -4,7 +4,8 @@
 # greedy placement, ...); nothing here is a pass/fail gate. The machine should
 # be otherwise idle: the transport bench keeps two processes busy, the CAN
 # bench two plexus-node daemons and its frame driver; the Ethernet bench
-# the same, plus vde_switch and vde_plug (Debian's vde2) as its peer.
+# the same, plus vde_switch and vde_plug (Debian's vde2) as its peer; the
+# ivshmem bench two nodes and its driver's two threads.
 set -euo pipefail
 dir=${1:-build}
 shift || true
@@ -37,6 +38,11 @@ fi
 if [ -x "$dir/bench/eth/bench_eth_drive" ]; then
   echo "== Ethernet segment (bench/eth)"
   /usr/bin/python3 bench/eth/bench_eth.py --build "$dir" "${quick[@]}" || status=1
+  echo
+fi
+if [ -x "$dir/bench/ivshmem/bench_ivshmem_drive" ]; then
+  echo "== ivshmem region (bench/ivshmem)"
+  /usr/bin/python3 bench/ivshmem/bench_ivshmem.py --build "$dir" "${quick[@]}" || status=1
   echo
 fi
 echo "== guest boot (bench/boot)"
