@@ -15,6 +15,7 @@
 #include "node/accel.h"
 #include "node/can.h"
 #include "node/eth.h"
+#include "node/shm.h"
 #include "fabric/core/fsutil.h"
 #include "fabric/core/log.h"
 
@@ -144,6 +145,7 @@ static void lab_drop(px_node *n, uint32_t idx)
             px_guest_close(l->guests[i].g, NULL, NULL);
     px_node_can_remove(n, l->name);
     px_node_eth_remove(n, l->name);
+    px_node_shm_remove(n, l->name);
     px_rm_tree(l->dir);
     px_topo_free(l->topo);
     free(l->guests);
@@ -406,6 +408,14 @@ static void apply_plan(px_node *n, const px_msg_plan *p)
         send_status(n, lab, p->epoch, "failed", err_text, NULL);
         return;
     }
+    /* ivshmem sockets must listen before QEMU starts (it exits otherwise). */
+    if (px_node_shm_apply(n, l, p, &em) != PX_OK) {
+        snprintf(err_text, sizeof(err_text), "ivshmem: %s", em.text);
+        PX_WARN("node", "lab's ivshmem regions cannot be set up", "lab=%s detail=\"%s\"", lab,
+                em.text);
+        send_status(n, lab, p->epoch, "failed", err_text, NULL);
+        return;
+    }
     lab_start_guests(n, l);
     l->ready = true;
     PX_INFO("node", "plan applied", "lab=%s epoch=%llu guests=%u nets=%u peers=%u", lab,
@@ -427,6 +437,8 @@ static void run_tool(px_node *n, const px_msg_tool *t)
         px_cansvc_tool(n->can, t, r);
     } else if ((strcmp(what, "link") == 0 || strcmp(what, "capture") == 0) && n->eth) {
         px_ethsvc_tool(n->eth, t, r);
+    } else if (strcmp(what, "ivshmem") == 0 && n->shm) {
+        px_shmsvc_tool(n->shm, t, r);
     } else {
         r->code = PX_E_UNKNOWN;
         snprintf(r->text, sizeof(r->text), "node %s: no tool '%s'", n->name, what);
@@ -523,6 +535,8 @@ static void data_msg(void *ud, const px_peer *from, const px_msg *m)
     px_node *n = ud;
     if (m->env.type == PX_MSG_ETH && n->eth)
         px_ethsvc_on_msg(n->eth, from, &m->body.eth);
+    else if (m->env.type == PX_MSG_SHM && n->shm)
+        px_shmsvc_on_msg(n->shm, from, &m->body.shm);
     else
         px_node_can_msg(ud, from, m);
 }
@@ -697,6 +711,8 @@ px_err px_node_start(px_node *n, uv_loop_t *loop, const px_node_opts *opts, px_e
     if (err)
         goto fail_data;
     err = px_node_eth_start(n, em);
+    if (!err)
+        err = px_node_shm_start(n, em);
     if (err)
         goto fail_data;
     px_mesh_set_handler(&n->mesh, data_msg, n);
@@ -746,6 +762,11 @@ fail_data:
         px_ethsvc_close(n->eth, mesh_closed, n);
         n->eth = NULL;
     }
+    if (n->shm) {
+        n->pending_close++;
+        px_shmsvc_close(n->shm, mesh_closed, n);
+        n->shm = NULL;
+    }
     px_chan_close(n->data, chan_closed, n);
     uv_run(loop, UV_RUN_DEFAULT);
     goto fail_scratch;
@@ -770,11 +791,13 @@ void px_node_stop(px_node *n)
         lab_drop(n, n->n_labs - 1);
     uv_timer_stop(&n->hb);
     uv_close((uv_handle_t *)&n->hb, NULL);
-    n->pending_close = 5;
+    n->pending_close = 6;
     px_cansvc_close(n->can, mesh_closed, n);
     n->can = NULL;
     px_ethsvc_close(n->eth, mesh_closed, n);
     n->eth = NULL;
+    px_shmsvc_close(n->shm, mesh_closed, n);
+    n->shm = NULL;
     px_mesh_close(&n->mesh, mesh_closed, n);
     px_chan_close(n->ctl, chan_closed, n);
     px_chan_close(n->data, chan_closed, n);

@@ -207,3 +207,81 @@ def reap_restarted(started):
             p.wait()
             leaks.append(f"node pid {p.pid}")
     return leaks
+
+
+class IvshmemPeer:
+    """A client of QEMU's ivshmem-server protocol (QEMU-7.2-FACTS: one
+    little-endian int64 per message, fds in SCM_RIGHTS), as a host program
+    or QEMU sees a region's socket: the greeting (version, own ID, the
+    memory, other peers' eventfds, then own), later join and leave notices."""
+
+    def __init__(self, path, vectors, timeout=10):
+        import mmap
+        import socket
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.vectors = vectors
+        self.fds = {}  # peer: [eventfd per vector]
+        self.gone = []  # peers announced as left
+        self.mem = None
+        assert self.recv() == (0, None), "no version 0 first"
+        self.id, fd = self.recv()
+        assert fd is None
+        v, shm = self.recv()
+        assert v == -1 and shm is not None, (v, shm)
+        self.mem = mmap.mmap(shm, os.fstat(shm).st_size)
+        os.close(shm)
+        # other peers' eventfds, then own: the greeting ends with own vectors
+        while len(self.fds.get(self.id, [])) < vectors:
+            self._take(*self.recv())
+
+    def recv(self):
+        import socket
+        import struct
+        msg, fds, _, _ = socket.recv_fds(self.sock, 8, 4)
+        assert len(msg) == 8, f"short message {msg!r}"
+        for extra in fds[1:]:
+            os.close(extra)
+        return struct.unpack("<q", msg)[0], (fds[0] if fds else None)
+
+    def _take(self, peer, fd):
+        if fd is None:  # a leave notice
+            for f in self.fds.pop(peer, []):
+                os.close(f)
+            self.gone.append(peer)
+        else:
+            self.fds.setdefault(peer, []).append(fd)
+
+    def notices(self):
+        """Read the join and leave notices that arrived (without waiting)."""
+        import select
+        while select.select([self.sock], [], [], 0)[0]:
+            self._take(*self.recv())
+        return self
+
+    def peers(self):
+        return sorted(p for p in self.notices().fds if p != self.id)
+
+    def ring(self, peer, vector):
+        import struct
+        os.write(self.fds[peer][vector], struct.pack("<Q", 1))
+
+    def wait(self, vector, timeout):
+        """True once own `vector` was rung (its counter is then cleared)."""
+        import select
+        fd = self.fds[self.id][vector]
+        if not select.select([fd], [], [], timeout)[0]:
+            return False
+        os.read(fd, 8)
+        return True
+
+    def close(self):
+        for fds in self.fds.values():
+            for fd in fds:
+                os.close(fd)
+        self.fds = {}
+        if self.mem is not None:
+            self.mem.close()
+            self.mem = None
+        self.sock.close()
