@@ -33,7 +33,6 @@ the kill); c 0 (host ring by ID).
 Run: PX_BUILD_DIR=build /usr/bin/python3 -m pytest tests/e2e/test_ivshmem.py
 """
 import json
-import mmap
 import os
 import re
 import signal
@@ -258,53 +257,10 @@ def test_host_rings_a_guest_by_name_and_by_id(lab):
     assert p.returncode == 1 and "nosuch" in p.stderr + p.stdout, (p.returncode, p.stdout, p.stderr)
 
 
-class HostPeer:
-    """A minimal client of QEMU's ivshmem-server protocol (QEMU-7.2-FACTS:
-    one little-endian int64 per message, fds in SCM_RIGHTS): what a host
-    program or QEMU sees on a region's socket."""
-
-    def __init__(self, path, vectors, timeout=10):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.fds = {}  # peer: [eventfd per vector]
-        self.mem = None
-        assert self.recv() == (0, None), "no version 0 first"
-        self.id, fd = self.recv()
-        assert fd is None
-        v, shm = self.recv()
-        assert v == -1 and shm is not None, (v, shm)
-        self.mem = mmap.mmap(shm, os.fstat(shm).st_size)
-        os.close(shm)
-        # other peers' eventfds, then own: the greeting ends with own vectors
-        while len(self.fds.get(self.id, [])) < vectors:
-            p, fd = self.recv()
-            assert fd is not None, f"peer {p} without an fd during the greeting"
-            self.fds.setdefault(p, []).append(fd)
-
-    def recv(self):
-        msg, fds, _, _ = socket.recv_fds(self.sock, 8, 4)
-        assert len(msg) == 8, f"short message {msg!r}"
-        for extra in fds[1:]:
-            os.close(extra)
-        return struct.unpack("<q", msg)[0], (fds[0] if fds else None)
-
-    def ring(self, peer, vector):
-        os.write(self.fds[peer][vector], struct.pack("<Q", 1))
-
-    def close(self):
-        for fds in self.fds.values():
-            for fd in fds:
-                os.close(fd)
-        if self.mem is not None:
-            self.mem.close()
-        self.sock.close()
-
-
 def test_host_program_on_hb_reaches_a_guest_on_ha(lab):
     hb = next(n for n in peers()["nodes"] if n["node"] == "hb")
     ok_in("a", "pxivshmem arm")
-    h = HostPeer(hb["socket"], VECTORS)
+    h = plexus_test.IvshmemPeer(hb["socket"], VECTORS)
     try:
         assert h.id == 3, f"a host program got ID {h.id}; the lowest free above the guests is 3"
         assert sorted(h.fds) == [0, 1, 2, 3], sorted(h.fds)
