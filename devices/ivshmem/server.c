@@ -265,7 +265,12 @@ static void conn_kill(conn *c, const char *why, int err)
         return;
     c->dead = true;
     uv_poll_stop(&c->h);
-    if (c->p != NULL)
+    /* A peer going away (QEMU quits, a host program ends) is normal; the
+     * server dropping one is not. */
+    bool left = err == 0 ? strcmp(why, "closed") == 0 : err == ECONNRESET || err == EPIPE;
+    if (c->p != NULL && left)
+        PX_INFO("ivshmem", "peer left", "id=%u pid=%ld", (unsigned)c->p->id, (long)c->pid);
+    else if (c->p != NULL)
         PX_WARN("ivshmem", "peer dropped", "id=%u pid=%ld reason=\"%s%s%s\"", (unsigned)c->p->id,
                 (long)c->pid, why, err ? ": " : "", err ? strerror(err) : "");
     else
@@ -362,11 +367,38 @@ static void announce(px_ivsrv *s, peer *p)
     }
 }
 
+/* Drop c's queued messages that carry p's eventfds; how many there were. */
+static uint32_t q_drop(conn *c, const peer *p)
+{
+    uint32_t kept = 0, dropped = 0;
+    for (uint32_t i = 0; i < c->q_len; i++) {
+        qmsg m = *q_at(c, i);
+        if (m.p == p) {
+            dropped++;
+            continue;
+        }
+        *q_at(c, kept++) = m;
+    }
+    c->q_len = kept;
+    return dropped;
+}
+
+/* Peer p is gone. A client that has not been sent any of p's eventfds yet
+ * (all p->n_fds still queued: each client is told of a peer once, in one
+ * run of messages) never hears of p at all; the others get the leave
+ * notice. So a client that does not read holds no references to peers
+ * that came and went meanwhile, and its queue stays the size of the
+ * region. */
 static void announce_leave(px_ivsrv *s, peer *p)
 {
-    for (conn *c = s->conns; c != NULL; c = c->next)
-        if (c->p != NULL && c->p != p)
+    for (conn *c = s->conns; c != NULL; c = c->next) {
+        if (c->p == NULL || c->p == p)
+            continue;
+        uint32_t queued = q_drop(c, p);
+        p->refs -= queued; /* the table's reference keeps p */
+        if (queued < p->n_fds)
             conn_send(c, p->id, NULL, 0);
+    }
 }
 
 /* ---- clients ---- */
@@ -447,7 +479,10 @@ static void conn_cb(uv_poll_t *h, int status, int events)
     if (c->dead || c->s->closing)
         return;
     if (status < 0) {
-        conn_kill(c, "socket error", 0);
+        int err = 0;
+        socklen_t len = sizeof(err);
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        conn_kill(c, "socket error", err);
         return;
     }
     if (events & (UV_READABLE | UV_DISCONNECT)) {
