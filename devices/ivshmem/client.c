@@ -217,6 +217,10 @@ static px_err greet(px_ivc *c, uint32_t vectors, int64_t deadline, px_errmsg *em
             }
             continue;
         }
+        if (e == PX_E_CLOSED && !px_ivshm_dec_ready(&c->dec))
+            return px_errmsg_set(em, e,
+                                 "ivshmem: the server closed the connection before the greeting "
+                                 "(rejected: the region is full, or its home is unreachable)");
         if (e != PX_E_AGAIN)
             return e;
         /* Nothing waiting. The first peer of a region has nobody to count

@@ -28,6 +28,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -362,6 +363,7 @@ typedef struct fx {
     uint8_t *map;
     px_ivsrv *s;
     bool manual; /* on_connect leaves clients pending */
+    bool reject; /* on_connect rejects clients */
     uint16_t next_id;
     px_err admit_err;
     uint64_t conn[MAXREC];
@@ -415,7 +417,9 @@ static void on_connect(void *ud, uint64_t conn, pid_t pid)
     assert_true(f->n_conn < MAXREC);
     f->conn[f->n_conn] = conn;
     f->pid[f->n_conn++] = pid;
-    if (!f->manual)
+    if (f->reject)
+        px_ivsrv_reject(f->s, conn);
+    else if (!f->manual)
         f->admit_err = px_ivsrv_admit(f->s, conn, f->next_id++, NULL);
 }
 
@@ -1154,9 +1158,18 @@ static void test_cli_open(void **state)
     unsigned one = 1;
     assert_true(run_until(f, aband_and_conn, &one, WAIT_MS));
     f->manual = false;
+    /* rejected */
+    f->reject = true;
+    join_n(f, 0, PX_E_CLOSED);
+    f->reject = false;
+    assert_int_equal(f->n_aband, 1);
 
-    /* alone in the region: N from the quiet after its own fds (rule 3) */
+    /* alone in the region: N from the quiet after its own fds (rule 3).
+     * The server wrote the whole greeting before join() returned, so even
+     * if the client's thread was held up past PX_IVC_SETTLE_MS between
+     * two own fds, px_ivc_process takes the rest now. */
     px_ivc *a = join(f);
+    assert_int_equal(px_ivc_process(a, NULL), PX_OK);
     assert_int_equal(px_ivc_vectors(a), VEC);
     assert_int_equal(px_ivc_vector_fd(a, VEC), -1);
     assert_true(px_ivc_vector_fd(a, VEC - 1) >= 0);
@@ -1183,6 +1196,112 @@ static void test_cli_open(void **state)
     px_ivc_close(b);
     px_ivc_close(c3);
     px_ivc_close(NULL);
+}
+
+/* The greeting-complete rules (client.h) against a server played by the
+ * test: it writes each message itself and waits for px_ivc_open_n to
+ * return by joining its thread. */
+typedef struct fake {
+    char dir[64];
+    char path[128];
+    int lfd, s, shm;
+    opener o;
+} fake;
+
+static void fake_open(fake *k, uint32_t vectors, int timeout)
+{
+    k->o = (opener){.path = k->path, .vectors = vectors, .timeout = timeout};
+    atomic_init(&k->o.done, false);
+    assert_int_equal(pthread_create(&k->o.th, NULL, opener_main, &k->o), 0);
+    k->s = accept4(k->lfd, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(k->s >= 0);
+    assert_int_equal(px_ivshm_send(k->s, 0, -1), PX_OK);
+    assert_int_equal(px_ivshm_send(k->s, 7, -1), PX_OK);
+    assert_int_equal(px_ivshm_send(k->s, -1, k->shm), PX_OK);
+}
+
+static void fake_send(fake *k, int64_t v, bool fd)
+{
+    int e = fd ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+    assert_int_equal(px_ivshm_send(k->s, v, e), PX_OK);
+    if (e >= 0)
+        close(e);
+}
+
+static px_err fake_wait(fake *k)
+{
+    assert_int_equal(pthread_join(k->o.th, NULL), 0);
+    return k->o.err;
+}
+
+static void test_cli_greeting_rules(void **state)
+{
+    (void)state;
+    int base = count_fds();
+    fake *k = calloc(1, sizeof(*k));
+    assert_non_null(k);
+    snprintf(k->dir, sizeof(k->dir), "/tmp/pxivXXXXXX");
+    assert_non_null(mkdtemp(k->dir));
+    snprintf(k->path, sizeof(k->path), "%s/fake.sock", k->dir);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", k->path);
+    k->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(bind(k->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(k->lfd, 4), 0);
+    k->shm = make_memfd(4096);
+
+    /* Rule 3, alone: one own fd, then quiet: open returns with 1 vector.
+     * A late own fd still counts, until another message fixes N. */
+    fake_open(k, 0, (int)WAIT_MS);
+    fake_send(k, 7, true);
+    assert_int_equal(fake_wait(k), PX_OK);
+    px_ivc *c = k->o.c;
+    assert_int_equal(px_ivc_vectors(c), 1);
+    fake_send(k, 7, true);
+    assert_int_equal(px_ivc_process(c, NULL), PX_OK);
+    assert_int_equal(px_ivc_vectors(c), 2);
+    fake_send(k, 3, true);
+    fake_send(k, 3, true);
+    assert_int_equal(px_ivc_process(c, NULL), PX_OK);
+    assert_peers(c, (uint16_t[]){3}, 1);
+    fake_send(k, 7, true); /* N is 2 now */
+    px_errmsg em = {{0}};
+    assert_int_equal(px_ivc_process(c, &em), PX_E_PROTO);
+    px_ivc_close(c);
+    close(k->s);
+
+    /* Rule 2: the peers have 2, the own fds stop at 1: a protocol error */
+    fake_open(k, 0, (int)WAIT_MS);
+    fake_send(k, 3, true);
+    fake_send(k, 3, true);
+    fake_send(k, 7, true);
+    fake_send(k, 3, false);
+    assert_int_equal(fake_wait(k), PX_E_PROTO);
+    assert_non_null(strstr(k->o.em.text, "1 own eventfds, not 2"));
+    close(k->s);
+
+    /* Rule 1: told 2, it waits for the second */
+    fake_open(k, 2, (int)WAIT_MS);
+    fake_send(k, 7, true);
+    fake_send(k, 7, true);
+    assert_int_equal(fake_wait(k), PX_OK);
+    assert_int_equal(px_ivc_vectors(k->o.c), 2);
+    assert_int_equal(px_ivc_id(k->o.c), 7);
+    px_ivc_close(k->o.c);
+    close(k->s);
+    /* ... and gives up when it does not come */
+    fake_open(k, 2, 100);
+    fake_send(k, 7, true);
+    assert_int_equal(fake_wait(k), PX_E_TIMEOUT);
+    assert_non_null(strstr(k->o.em.text, "1 own eventfds of 2"));
+    close(k->s);
+
+    close(k->shm);
+    close(k->lfd);
+    unlink(k->path);
+    rmdir(k->dir);
+    free(k);
+    assert_int_equal(count_fds(), base);
 }
 
 /* ---- stock QEMU ---- */
@@ -1434,6 +1553,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_srv_misbehave, setup, teardown),
         cmocka_unit_test_setup_teardown(test_srv_close_in_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_open, setup, teardown),
+        cmocka_unit_test(test_cli_greeting_rules),
         cmocka_unit_test_setup_teardown(test_qemu, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
