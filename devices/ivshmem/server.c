@@ -4,8 +4,11 @@
  * message queued for a slow client that carries one of the peer's eventfds
  * holds one, and every uv_poll watching a proxy's eventfd holds one. The
  * eventfds are closed when the last reference goes, so a queued join notice
- * never needs a dup'ed fd and a client that does not read costs memory
- * (bounded by PX_IVSRV_QUEUE_MAX) but no file descriptors.
+ * never needs a dup'ed fd. When a peer leaves, announcements of it still
+ * wholly queued for a client are dropped along with the leave notice (the
+ * client never knew it): a client that does not read costs memory for the
+ * live peers and leave notices (bounded by PX_IVSRV_QUEUE_MAX) and no file
+ * descriptors for peers that came and went.
  *
  * A client that fails (socket closed, a send refused) is only marked dead
  * where that is found; the reap timer (0 ms) removes it on the next loop
@@ -54,7 +57,7 @@ struct peer {
     uint16_t id;
     bool local;
     uint32_t refs;
-    conn *c; /* local: its client (NULL once the peer left the table) */
+    conn *c; /* local: its client (NULL once that is closed) */
     pid_t pid;
     uint64_t rings_in, rings_out;
     uint32_t n_fds;
