@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """bench/ivshmem: ivshmem doorbells and shared contents across two simulated
-hosts, next to a bare eventfd and a socket pair.
+hosts, next to a bare eventfd, a socket pair and raw ZeroMQ.
 
   bench_ivshmem.py [--build DIR] [--quick] [--rounds R] [--json-out FILE]
                    [--guests]
@@ -36,10 +36,14 @@ receiver thread. Each round it measures, one after another:
                socket: the sender writes the changed bytes into a UNIX
                stream socket pair, the receiver reads them into its buffer
                (the least moving them between two processes costs).
+               zmq: the same bytes (1 for a doorbell) as one message over
+               libzmq PUSH/PULL on tcp://127.0.0.1, no CURVE, no namespaces
+               (the least one message between two nodes costs).
 
 Latency percentiles are over the samples of all rounds (3 by default,
---quick: 1 with fewer samples); ratios are plexus over the peer at the same
-percentile. Afterwards: the nodes' counters (rings and diff bytes per node,
+--quick: 1 with fewer samples); ratios are plexus over the row's peer at the
+same percentile: eventfd (doorbell) or socket (contents) for one node, raw
+ZeroMQ for two hosts. Afterwards: the nodes' counters (rings and diff bytes per node,
 from `peers --json`), their peak RSS (VmHWM) and CPU per doorbell.
 
 Target (issue: ivshmem regions across hosts): cross-host doorbell p99 <=
@@ -98,14 +102,17 @@ def plan(quick):
         ("px_bell_cross_rev", ("small", "hb", "ha"), bell),
         ("px_bell_cross_big", ("big", "ha", "hb"), bell),
         ("efd_bell", "--eventfd", bell),
+        ("zmq_bell", "--zmq", bell),
         ("px_4k_local", ("small", "ha", "ha"), k4),
         ("px_4k_cross", ("small", "ha", "hb"), k4),
         ("sock_4k", "--socket", k4),
         ("efd_4k", "--eventfd", k4),
+        ("zmq_4k", "--zmq", k4),
         ("px_1m_local", ("big", "ha", "ha"), m1),
         ("px_1m_cross", ("big", "ha", "hb"), m1),
         ("sock_1m", "--socket", m1),
         ("efd_1m", "--eventfd", m1),
+        ("zmq_1m", "--zmq", m1),
     ]
 
 
@@ -225,27 +232,34 @@ def short(r):
     return s + (f" ERROR {r['error']}" if "error" in r else "")
 
 
+# per section: title, then rows of (label, key, the peer its ratios are
+# against, whether the cross-host target applies)
 ROWS = [
-    ("doorbell one-way latency, 1 ring/ms", "efd_bell", [
-        ("plexus, one node (ha -> ha)", "px_bell_local", False),
-        ("plexus, two hosts (ha -> hb)", "px_bell_cross", True),
-        ("plexus, two hosts (hb -> ha)", "px_bell_cross_rev", True),
-        ("plexus, two hosts, 4 MiB region", "px_bell_cross_big", True),
-        ("eventfd, two threads (peer)", "efd_bell", False),
+    ("doorbell one-way latency, 1 ring/ms", [
+        ("plexus, one node (ha -> ha)", "px_bell_local", "efd_bell", False),
+        ("plexus, two hosts (ha -> hb)", "px_bell_cross", "zmq_bell", True),
+        ("plexus, two hosts (hb -> ha)", "px_bell_cross_rev", "zmq_bell", True),
+        ("plexus, two hosts, 4 MiB region", "px_bell_cross_big", "zmq_bell", True),
+        ("eventfd, two threads (peer)", "efd_bell", None, False),
+        ("raw ZeroMQ, 1-byte message (peer)", "zmq_bell", None, False),
     ]),
-    ("4 KiB changed, then a ring", "sock_4k", [
-        ("plexus, one node (64 KiB region)", "px_4k_local", False),
-        ("plexus, two hosts (64 KiB region)", "px_4k_cross", False),
-        ("socket pair, 4 KiB copied (peer)", "sock_4k", False),
-        ("eventfd, no copy", "efd_4k", False),
+    ("4 KiB changed, then a ring", [
+        ("plexus, one node (64 KiB region)", "px_4k_local", "sock_4k", False),
+        ("plexus, two hosts (64 KiB region)", "px_4k_cross", "zmq_4k", False),
+        ("socket pair, 4 KiB copied (peer)", "sock_4k", None, False),
+        ("raw ZeroMQ, 4 KiB message (peer)", "zmq_4k", None, False),
+        ("eventfd, no copy", "efd_4k", None, False),
     ]),
-    ("1 MiB changed, then a ring", "sock_1m", [
-        ("plexus, one node (4 MiB region)", "px_1m_local", False),
-        ("plexus, two hosts (4 MiB region)", "px_1m_cross", False),
-        ("socket pair, 1 MiB copied (peer)", "sock_1m", False),
-        ("eventfd, no copy", "efd_1m", False),
+    ("1 MiB changed, then a ring", [
+        ("plexus, one node (4 MiB region)", "px_1m_local", "sock_1m", False),
+        ("plexus, two hosts (4 MiB region)", "px_1m_cross", "zmq_1m", False),
+        ("socket pair, 1 MiB copied (peer)", "sock_1m", None, False),
+        ("raw ZeroMQ, 1 MiB message (peer)", "zmq_1m", None, False),
+        ("eventfd, no copy", "efd_1m", None, False),
     ]),
 ]
+PEER_NAMES = {"efd_bell": "eventfd", "zmq_bell": "zmq", "sock_4k": "socket", "zmq_4k": "zmq",
+              "sock_1m": "socket", "zmq_1m": "zmq"}
 
 
 def report(res):
@@ -258,13 +272,14 @@ def report(res):
           f"{res['rounds']} round(s){' [--quick]' if res['quick'] else ''}"
           f"{'; guests attached instead of hosts:' if res['guests'] else ''}")
     print("latency: from just before the ring to the receiver's wake-up, CLOCK_MONOTONIC in one "
-          "process; ratios: plexus / the section's peer at the same percentile")
-    for title, peer, rows in ROWS:
+          "process; ratios: plexus / the row's peer at the same percentile (one node: eventfd or "
+          "socket pair; two hosts: raw ZeroMQ)")
+    for title, rows in ROWS:
         print()
-        print(f"{title:<36} {'n':>6} {'p50 us':>9} {'p99 us':>9} {'max us':>9} {'p50/peer':>9} "
-              f"{'p99/peer':>9} {'lost':>5} {'stale':>5}  target")
-        pv = lat.get(peer, [])
-        for label, key, target in rows:
+        print(f"{title:<36} {'n':>6} {'p50 us':>9} {'p99 us':>9} {'max us':>9} {'peer':>8} "
+              f"{'p50/peer':>9} {'p99/peer':>9} {'lost':>5} {'stale':>5}  target")
+        for label, key, peer, target in rows:
+            pv = lat.get(peer, []) if peer else []
             v = lat.get(key, [])
             rr = runs.get(key, [])
             lost = sum(r.get("lost", 0) for r in rr)
@@ -274,12 +289,13 @@ def report(res):
                 verdict = (f"p99 <= {TARGET_P99_US:.0f} us: "
                            f"{'met' if v and pct(v, 0.99) <= TARGET_P99_US else 'MISSED'}")
             if not v:
-                print(f"{label:<36} {'n/a':>6}{'':>56}  {verdict}")
+                print(f"{label:<36} {'n/a':>6}{'':>65}  {verdict}")
             else:
-                rp50 = pct(v, 0.5) / pct(pv, 0.5) if pv and key != peer else float("nan")
-                rp99 = pct(v, 0.99) / pct(pv, 0.99) if pv and key != peer else float("nan")
+                rp50 = pct(v, 0.5) / pct(pv, 0.5) if pv else float("nan")
+                rp99 = pct(v, 0.99) / pct(pv, 0.99) if pv else float("nan")
                 print(f"{label:<36} {len(v):>6} {pct(v, 0.5):>9.1f} {pct(v, 0.99):>9.1f} "
-                      f"{pct(v, 1.0):>9.1f} {xr(rp50)} {xr(rp99)} {lost:>5} {stale:>5}  {verdict}")
+                      f"{pct(v, 1.0):>9.1f} {PEER_NAMES.get(peer, ''):>8} {xr(rp50)} {xr(rp99)} "
+                      f"{lost:>5} {stale:>5}  {verdict}")
             for r in rr:
                 if "error" in r:
                     ok = False

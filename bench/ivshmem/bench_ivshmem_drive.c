@@ -5,7 +5,7 @@
  *
  *   bench_ivshmem_drive [-n N] [--warmup W] [--period-us P] [--bytes B]
  *                       [--timeout-ms T] [--dump FILE]
- *                       (--ivshmem SOCK1 SOCK2 [--vectors V] | --eventfd | --socket)
+ *                       (--ivshmem SOCK1 SOCK2 [--vectors V] | --eventfd | --socket | --zmq)
  *
  * Two peers in one process, a sender (the main thread) and a receiver (a
  * thread of its own, as a guest's vCPU would be):
@@ -24,6 +24,12 @@
  *              --bytes) into a UNIX stream socket pair, the receiver reads
  *              them into its own buffer: what moving B bytes between two
  *              processes of one host costs at the least.
+ *   --zmq      the peer across hosts: the sender sends the B bytes (1
+ *              without --bytes) as one message over a libzmq PUSH/PULL link
+ *              on tcp://127.0.0.1 (no CURVE, no network namespaces; one
+ *              context, so one I/O thread, per side), the receiver receives
+ *              it into its own buffer: one message between two nodes' data
+ *              planes at the least.
  *
  * Each round (W warm-up rounds first, not counted, then N), one every P
  * microseconds (absolute pacing): the sender writes B bytes at offset 0 of
@@ -57,6 +63,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "bench/bench_report.h"
 #include "devices/ivshmem/client.h"
@@ -68,8 +75,8 @@
 #define MAX_BYTES  (1u << 30)
 #define PEER_MEM   (64u << 20) /* the peers' buffers: --bytes up to this */
 
-enum path { IVSHMEM, EVENTFD, SOCKET };
-static const char *const path_names[] = {"ivshmem", "eventfd", "socket"};
+enum path { IVSHMEM, EVENTFD, SOCKET, ZMQ };
+static const char *const path_names[] = {"ivshmem", "eventfd", "socket", "zmq"};
 
 typedef struct bench {
     enum path path;
@@ -84,8 +91,10 @@ typedef struct bench {
     uint16_t id2;
     int efd;       /* EVENTFD: the doorbell */
     int sp[2];     /* SOCKET: sender's end, receiver's end */
-    uint8_t *sbuf; /* SOCKET: the receiver's buffer */
-    int ack[2];    /* pipe, receiver -> sender: the round it saw (uint32) */
+    uint8_t *sbuf; /* SOCKET, ZMQ: the receiver's buffer */
+    void *zctx[2]; /* ZMQ: sender's and receiver's contexts */
+    void *zpush, *zpull;
+    int ack[2]; /* pipe, receiver -> sender: the round it saw (uint32) */
 
     _Atomic uint64_t t0;  /* ns, just before the current round's ring */
     _Atomic uint32_t cur; /* the current round */
@@ -105,9 +114,10 @@ static uint64_t now_ns(void)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_ivshmem_drive [-n N] [--warmup W] [--period-us P] [--bytes B]\n"
-                    "         [--timeout-ms T] [--dump FILE]\n"
-                    "         (--ivshmem SOCK1 SOCK2 [--vectors V] | --eventfd | --socket)\n");
+    fprintf(stderr,
+            "usage: bench_ivshmem_drive [-n N] [--warmup W] [--period-us P] [--bytes B]\n"
+            "         [--timeout-ms T] [--dump FILE]\n"
+            "         (--ivshmem SOCK1 SOCK2 [--vectors V] | --eventfd | --socket | --zmq)\n");
     exit(2);
 }
 
@@ -148,6 +158,12 @@ static int ring(bench *b)
         }
         return 0;
     }
+    case ZMQ:
+        if (zmq_send(b->zpush, (const uint8_t *)b->tx_mem, b->bytes ? b->bytes : 1, 0) < 0) {
+            snprintf(b->err, sizeof(b->err), "zmq_send: %s", zmq_strerror(errno));
+            return -1;
+        }
+        return 0;
     case SOCKET: {
         size_t len = b->bytes ? b->bytes : 1, off = 0;
         while (off < len) {
@@ -191,6 +207,17 @@ static int await(bench *b, int timeout_ms)
         uint64_t x;
         if (r < 0 || read(b->efd, &x, 8) != 8) {
             snprintf(b->err, sizeof(b->err), "eventfd: %s", strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    case ZMQ: {
+        zmq_pollitem_t it = {b->zpull, 0, ZMQ_POLLIN, 0};
+        int r = zmq_poll(&it, 1, timeout_ms);
+        if (r == 0 || (r < 0 && errno == EINTR))
+            return 1;
+        if (r < 0 || zmq_recv(b->zpull, b->sbuf, PEER_MEM, ZMQ_DONTWAIT) < 0) {
+            snprintf(b->err, sizeof(b->err), "zmq: %s", zmq_strerror(errno));
             return -1;
         }
         return 0;
@@ -293,6 +320,25 @@ known:;
     return 0;
 }
 
+static int setup_zmq(bench *b)
+{
+    char ep[128];
+    size_t len = sizeof(ep);
+    int linger = 0;
+    if (!(b->zctx[0] = zmq_ctx_new()) || !(b->zctx[1] = zmq_ctx_new()) ||
+        !(b->zpush = zmq_socket(b->zctx[0], ZMQ_PUSH)) ||
+        !(b->zpull = zmq_socket(b->zctx[1], ZMQ_PULL)) ||
+        zmq_setsockopt(b->zpush, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+        zmq_setsockopt(b->zpull, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+        zmq_bind(b->zpull, "tcp://127.0.0.1:*") != 0 ||
+        zmq_getsockopt(b->zpull, ZMQ_LAST_ENDPOINT, ep, &len) != 0 ||
+        zmq_connect(b->zpush, ep) != 0) {
+        snprintf(b->err, sizeof(b->err), "zmq link: %s", zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int setup(bench *b)
 {
     if (pipe2(b->ack, O_CLOEXEC) != 0) {
@@ -315,8 +361,14 @@ static int setup(bench *b)
         }
         return 0;
     }
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b->sp) != 0 ||
-        !(b->sbuf = malloc(PEER_MEM))) {
+    if (!(b->sbuf = malloc(PEER_MEM))) {
+        snprintf(b->err, sizeof(b->err), "out of memory");
+        return -1;
+    }
+    b->rx_mem = b->sbuf;
+    if (b->path == ZMQ)
+        return setup_zmq(b);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b->sp) != 0) {
         snprintf(b->err, sizeof(b->err), "socketpair: %s", strerror(errno));
         return -1;
     }
@@ -394,6 +446,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--socket") == 0) {
             b.path = SOCKET;
             have_path++;
+        } else if (strcmp(a, "--zmq") == 0) {
+            b.path = ZMQ;
+            have_path++;
         } else if (!v) {
             usage();
         } else if (strcmp(a, "-n") == 0) {
@@ -458,5 +513,12 @@ out:
         px_ivc_close(b.c1);
     if (b.c2)
         px_ivc_close(b.c2);
+    if (b.zpush)
+        zmq_close(b.zpush);
+    if (b.zpull)
+        zmq_close(b.zpull);
+    for (int i = 0; i < 2; i++)
+        if (b.zctx[i])
+            zmq_ctx_term(b.zctx[i]);
     return b.err[0] ? 1 : 0;
 }
