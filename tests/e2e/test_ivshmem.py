@@ -268,7 +268,7 @@ def test_host_program_on_hb_reaches_a_guest_on_ha(lab):
         me = wait_until("the host program in the peer list",
                         lambda: [x for x in peers()["peers"] if x["id"] == 3], timeout=10)
         assert me[0]["node"] == "hb" and me[0]["pid"] == os.getpid(), me
-        # it sees what the guests wrote, and writes for a
+        # hb's copy has a's word of the one-page test; then it writes for a
         assert struct.unpack_from("<Q", h.mem, 0x10000)[0] == 0xa1a2a3a4a5a6a7a8
         base, n, seed = 0x50000, 32 << 10, 0x5555
         for off in range(base, base + n, 8):
