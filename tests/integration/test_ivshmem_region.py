@@ -12,7 +12,8 @@ is exercised as guests use it:
     hosts through the home;
   - two hosts writing different bytes of one 8-byte word keep both;
   - `plexus ivshmem ring` and `peers`; a peer that leaves is announced as
-    gone everywhere and the others go on.
+    gone everywhere and the others go on;
+  - `sync:` carries writes between hosts without any doorbell.
 Guests are in tests/e2e/test_ivshmem.py.
 
 Run: PX_BUILD_DIR=build /usr/bin/python3 -m pytest tests/integration/test_ivshmem_region.py
@@ -40,6 +41,7 @@ hosts:
   hc: {{cpus: 8, memory: 4G}}
 nets:
   shm0: {{type: ivshmem, size: 1M, vectors: {vectors}, hosts: [ha, hb, hc]}}
+  polled: {{type: ivshmem, size: 64K, sync: 20ms, hosts: [ha, hb, hc]}}
 placement:
   pin: {{g: ha, shm0: ha}}
 nodes:
@@ -59,12 +61,12 @@ def peers(lab):
     return json.loads(run("--json", "ivshmem", "peers", "shm0", "--lab", lab, check=True).stdout)
 
 
-def join(lab, host):
-    sock = lab_dir(lab, host) / "s0.ivshmem"
+def join(lab, host, region=0, vectors=VECTORS):
+    sock = lab_dir(lab, host) / f"s{region}.ivshmem"
     wait_until(f"the region's socket on {host}", sock.exists, timeout=20)
     # A member admits nobody before the home has sent it the region
     # (SYNC): the greeting waits for that.
-    return IvshmemPeer(sock, VECTORS, timeout=20)
+    return IvshmemPeer(sock, vectors, timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +177,20 @@ def test_cli_rings_and_a_leaving_peer_is_gone_everywhere(lab, trio):
     fill(c, 0xB0000, 4096, 0x7777)
     c.ring(a.id, 3)
     assert a.wait(3, 10) and holds(a, 0xB0000, 4096, 0x7777)
+
+
+def test_periodic_sync_carries_writes_without_doorbells(lab):
+    # region 1, `polled`, has sync: 20ms and no guest: IDs from 0
+    x, y = join(lab, "hb", 1, 1), join(lab, "hc", 1, 1)
+    try:
+        struct.pack_into("<Q", x.mem, 0x100, 0x1234567890ABCDEF)
+        wait_until("hb's write on hc, no doorbell",
+                   lambda: struct.unpack_from("<Q", y.mem, 0x100)[0] == 0x1234567890ABCDEF,
+                   timeout=10)
+        struct.pack_into("<Q", y.mem, 0x200, 0xFEDCBA0987654321)
+        wait_until("hc's write on hb, no doorbell",
+                   lambda: struct.unpack_from("<Q", x.mem, 0x200)[0] == 0xFEDCBA0987654321,
+                   timeout=10)
+    finally:
+        x.close()
+        y.close()
