@@ -59,6 +59,7 @@ typedef enum px_msg_type {
     PX_MSG_TOOL_REPLY = 13, /* node -> coordinator -> CLI */
     PX_MSG_ETH = 14,        /* data plane: Ethernet frames between segment members, captures */
     PX_MSG_SHM = 15,        /* data plane: ivshmem peers, doorbells and region contents */
+    PX_MSG_CXL = 16,        /* data plane: CXL logical-device data, pool <-> a guest's host */
     PX_MSG_TYPE_MAX         /* one past the highest type */
 } px_msg_type;
 
@@ -323,6 +324,49 @@ typedef struct px_msg_shm {
     px_bin recs;     /* DIFF: ≤ PX_WIRE_MAX_SHM_BLOB */
 } px_msg_shm;
 
+#define PX_WIRE_MAX_CXL_CHUNK (128u << 10) /* bytes of LD data in one CXL message */
+#define PX_WIRE_MAX_CXL_LDS   256u         /* LDs in one pool: `ld` is below this */
+#define PX_WIRE_MAX_CXL_MSG   256u         /* bytes of a FAIL's text */
+
+/* CXL logical-device data (docs/cxl.md, "LD data"). The guest's host asks,
+ * the pool's node answers; every request carries the asker's transfer id
+ * `xfer`, which the answer echoes. `node` is always the sender's node name:
+ * the receiver accepts a message only from the node whose data-plane key
+ * that name has. `area` picks the LD's memory (0) or its label storage (1);
+ * `off` and `len` are a byte range in it, `len` at most
+ * PX_WIRE_MAX_CXL_CHUNK. Data travels as `d` (exactly `len` bytes) or, for
+ * a range that is all zero bytes, as `zero` = 1 and no `d`. `hash` is the
+ * range's SipHash-2-4 (libsodium crypto_shorthash, key "plexus-cxl-ld-v1")
+ * as a little-endian uint64; 0 for a zero range. */
+typedef enum px_cxl_op {
+    PX_CXL_OPEN = 1,  /* guest -> pool: LD `ld`'s sizes, please */
+    PX_CXL_INFO = 2,  /* pool -> guest: `size` bytes of memory, `lsa` bytes of label storage */
+    PX_CXL_READ = 3,  /* guest -> pool: send area/off/len of LD `ld` */
+    PX_CXL_DATA = 4,  /* pool -> guest: area/off/len's bytes (d or zero) and hash */
+    PX_CXL_WRITE = 5, /* guest -> pool: write d (or zeros) at area/off/len of LD `ld` */
+    PX_CXL_ACK = 6,   /* pool -> guest: the WRITE of area/off/len with `hash` is in the file */
+    PX_CXL_FAIL = 7,  /* pool -> guest: the request cannot be served: `code` (px_err), `msg` */
+    PX_CXL_OP_MAX
+} px_cxl_op;
+
+typedef struct px_msg_cxl {
+    uint64_t pool; /* px_net_key(lab, pool name) */
+    uint32_t op;   /* px_cxl_op */
+    px_str node;   /* the sender's node name (<= PX_WIRE_MAX_NAME) */
+    uint64_t xfer; /* the asker's transfer id */
+    uint32_t ld;   /* OPEN, READ, WRITE: the LD, below PX_WIRE_MAX_CXL_LDS */
+    uint32_t area; /* READ, DATA, WRITE, ACK: 0 memory, 1 label storage */
+    uint64_t off;  /* READ, DATA, WRITE, ACK: byte offset in the area */
+    uint32_t len;  /* READ, DATA, WRITE, ACK: bytes, <= PX_WIRE_MAX_CXL_CHUNK */
+    uint32_t zero; /* DATA, WRITE: 1 = the range is all zero bytes, no d */
+    uint64_t hash; /* DATA, WRITE, ACK */
+    uint64_t size; /* INFO: the LD's memory bytes */
+    uint64_t lsa;  /* INFO: its label storage bytes */
+    int32_t code;  /* FAIL: px_err */
+    px_str msg;    /* FAIL: why (<= PX_WIRE_MAX_CXL_MSG) */
+    px_bin d;      /* DATA, WRITE: exactly len bytes unless zero */
+} px_msg_cxl;
+
 typedef struct px_msg_tool_reply {
     uint64_t id;     /* the TOOL's id (node -> coordinator) */
     int32_t code;    /* px_err */
@@ -347,6 +391,7 @@ typedef struct px_msg {
         px_msg_reply reply;
         px_msg_can can;
         px_msg_shm shm;
+        px_msg_cxl cxl;
         px_msg_eth eth;
         px_msg_tool tool;
         px_msg_tool_reply tool_reply;

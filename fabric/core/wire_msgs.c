@@ -300,6 +300,58 @@ static const px_wire_field shm_fields[] = {
 };
 static const px_wire_struct shm_desc = PX_WIRE_STRUCT("SHM", px_msg_shm, shm_fields, shm_check);
 
+/* What can be checked without the pool: a known op, an LD and area that
+ * exist in some pool, a range no longer than a chunk, and data that is
+ * exactly the range (or flagged zero) where data goes, absent elsewhere.
+ * Offsets against the LD's size are the service's to check. */
+static px_err cxl_check(const void *s, px_errmsg *em)
+{
+    const px_msg_cxl *m = s;
+    if (m->op == 0 || m->op >= PX_CXL_OP_MAX)
+        return px_errmsg_set(em, PX_E_PROTO, "CXL: unknown op %u", m->op);
+    if (m->ld >= PX_WIRE_MAX_CXL_LDS)
+        return px_errmsg_set(em, PX_E_PROTO, "CXL: ld %u is over %u", m->ld,
+                             PX_WIRE_MAX_CXL_LDS - 1);
+    if (m->area > 1)
+        return px_errmsg_set(em, PX_E_PROTO, "CXL: area %u is neither 0 (memory) nor 1 (labels)",
+                             m->area);
+    if (m->len > PX_WIRE_MAX_CXL_CHUNK)
+        return px_errmsg_set(em, PX_E_PROTO, "CXL: len %u is over %u", m->len,
+                             PX_WIRE_MAX_CXL_CHUNK);
+    if (m->zero > 1)
+        return px_errmsg_set(em, PX_E_PROTO, "CXL: zero %u is neither 0 nor 1", m->zero);
+    if (m->op == PX_CXL_DATA || m->op == PX_CXL_WRITE) {
+        if (m->len == 0)
+            return px_errmsg_set(em, PX_E_PROTO, "CXL: %s of 0 bytes",
+                                 m->op == PX_CXL_DATA ? "DATA" : "WRITE");
+        if (m->zero ? m->d.len != 0 : m->d.len != m->len)
+            return px_errmsg_set(em, PX_E_PROTO, "CXL: %u bytes of data for len %u%s", m->d.len,
+                                 m->len, m->zero ? " flagged zero" : "");
+    } else if (m->zero || m->d.len) {
+        return px_errmsg_set(em, PX_E_PROTO, "CXL: op %u carries no data", m->op);
+    }
+    return PX_OK;
+}
+
+static const px_wire_field cxl_fields[] = {
+    PX_WF_U64("pool", px_msg_cxl, pool, 1),
+    PX_WF_U32("op", px_msg_cxl, op, 1),
+    PX_WF_STR("node", px_msg_cxl, node, 1, NAME),
+    PX_WF_U64("xfer", px_msg_cxl, xfer, 0),
+    PX_WF_U32("ld", px_msg_cxl, ld, 0),
+    PX_WF_U32("area", px_msg_cxl, area, 0),
+    PX_WF_U64("off", px_msg_cxl, off, 0),
+    PX_WF_U32("len", px_msg_cxl, len, 0),
+    PX_WF_U32("zero", px_msg_cxl, zero, 0),
+    PX_WF_U64("hash", px_msg_cxl, hash, 0),
+    PX_WF_U64("size", px_msg_cxl, size, 0),
+    PX_WF_U64("lsa", px_msg_cxl, lsa, 0),
+    PX_WF_I32("code", px_msg_cxl, code, 0),
+    PX_WF_STR("msg", px_msg_cxl, msg, 0, PX_WIRE_MAX_CXL_MSG),
+    PX_WF_BIN("d", px_msg_cxl, d, 0, PX_WIRE_MAX_CXL_CHUNK),
+};
+static const px_wire_struct cxl_desc = PX_WIRE_STRUCT("CXL", px_msg_cxl, cxl_fields, cxl_check);
+
 #undef NAME
 #undef TEXT
 #undef EP
@@ -322,6 +374,7 @@ static const px_wire_struct *const registry[PX_MSG_TYPE_MAX] = {
     [PX_MSG_TOOL_REPLY] = &tool_reply_desc,
     [PX_MSG_ETH] = &eth_desc,
     [PX_MSG_SHM] = &shm_desc,
+    [PX_MSG_CXL] = &cxl_desc,
 };
 
 const px_wire_struct *px_wire_body_desc(uint32_t type)

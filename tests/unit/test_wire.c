@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
+#include "fabric/core/transport.h"
 #include "fabric/core/wire.h"
 #include "fabric/core/wire_table.h"
 #include "wire_vectors.h"
@@ -1107,6 +1108,255 @@ static void test_shm(void **state)
     px_wbuf_fini(&b);
 }
 
+/* ---- CXL: logical-device data between hosts ---- */
+
+/* A CXL body {pool 1, op, node "hb"} plus `key` holding raw `bytes`; a key
+ * of "pool", "op" or "node" replaces that field. */
+static void cxl_with_value(raw *r, uint32_t op, const char *key, const void *bytes, size_t n)
+{
+    bool own_pool = !strcmp(key, "pool"), own_op = !strcmp(key, "op"),
+         own_node = !strcmp(key, "node");
+    raw_init(r);
+    raw_env(r, 1, PX_MSG_CXL);
+    msgpack_pack_map(&r->pk, 1 + !own_pool + !own_op + !own_node);
+    if (!own_pool) {
+        raw_str(r, "pool");
+        msgpack_pack_uint32(&r->pk, 1);
+    }
+    if (!own_op) {
+        raw_str(r, "op");
+        msgpack_pack_uint32(&r->pk, op);
+    }
+    if (!own_node) {
+        raw_str(r, "node");
+        raw_str(r, "hb");
+    }
+    raw_str(r, key);
+    raw_bytes(r, bytes, n);
+}
+
+/* A DATA or WRITE of `len` with `dlen` bytes of d (zero flag `zero`). */
+static void cxl_data(raw *r, uint32_t op, uint32_t len, uint32_t zero, const uint8_t *d,
+                     uint32_t dlen)
+{
+    raw_init(r);
+    raw_env(r, 1, PX_MSG_CXL);
+    msgpack_pack_map(&r->pk, 4 + (zero > 0) + (dlen > 0));
+    raw_str(r, "pool");
+    msgpack_pack_uint32(&r->pk, 1);
+    raw_str(r, "op");
+    msgpack_pack_uint32(&r->pk, op);
+    raw_str(r, "node");
+    raw_str(r, "ha");
+    raw_str(r, "len");
+    msgpack_pack_uint32(&r->pk, len);
+    if (zero) {
+        raw_str(r, "zero");
+        msgpack_pack_uint32(&r->pk, zero);
+    }
+    if (dlen) {
+        raw_str(r, "d");
+        msgpack_pack_bin(&r->pk, dlen);
+        msgpack_pack_bin_body(&r->pk, d, dlen);
+    }
+}
+
+static void test_cxl(void **state)
+{
+    (void)state;
+    assert_string_equal(px_msg_type_name(PX_MSG_CXL), "CXL");
+
+    /* Each limit: the last good value decodes, the first bad one does not. */
+    static const struct {
+        uint32_t op;
+        const char *key;
+        uint8_t bytes[10];
+        size_t n;
+        px_err want;
+        const char *needle;
+    } cases[] = {
+        {PX_CXL_READ, "op", {0x01}, 1, PX_OK, NULL},
+        {PX_CXL_READ, "op", {PX_CXL_OP_MAX - 1}, 1, PX_OK, NULL},
+        {PX_CXL_READ, "op", {0x00}, 1, PX_E_PROTO, "CXL: unknown op 0"},
+        {PX_CXL_READ, "op", {PX_CXL_OP_MAX}, 1, PX_E_PROTO, "unknown op"},
+        {PX_CXL_READ, "op", {0xce, 0xff, 0xff, 0xff, 0xff}, 5, PX_E_PROTO, "unknown op"},
+        {PX_CXL_READ, "ld", {0xcc, 0xff}, 2, PX_OK, NULL},
+        {PX_CXL_READ, "ld", {0xcd, 0x01, 0x00}, 3, PX_E_PROTO, "ld 256 is over 255"},
+        {PX_CXL_READ, "area", {0x01}, 1, PX_OK, NULL},
+        {PX_CXL_READ, "area", {0x02}, 1, PX_E_PROTO, "area 2"},
+        {PX_CXL_READ, "len", {0xce, 0x00, 0x02, 0x00, 0x00}, 5, PX_OK, NULL},
+        {PX_CXL_READ, "len", {0xce, 0x00, 0x02, 0x00, 0x01}, 5, PX_E_PROTO, "len 131073 is over"},
+        {PX_CXL_READ, "len", {0xcf, 0, 0, 0, 1, 0, 0, 0, 0}, 9, PX_E_PROTO, "CXL.len"},
+        {PX_CXL_READ,
+         "off",
+         {0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+         9,
+         PX_OK,
+         NULL},
+        {PX_CXL_READ, "off", {0xff}, 1, PX_E_PROTO, "negative"},
+        {PX_CXL_READ, "xfer", {0xa1, '1'}, 2, PX_E_PROTO, "CXL.xfer"},
+        {PX_CXL_READ, "pool", {0xc0}, 1, PX_E_PROTO, "CXL.pool"},
+        {PX_CXL_READ, "node", {0xc4, 1, 'x'}, 3, PX_E_PROTO, "CXL.node"},
+        {PX_CXL_READ, "node", {0xa2, 'x', 0}, 3, PX_E_PROTO, "UTF-8 or contains NUL"},
+        {PX_CXL_READ, "zero", {0x01}, 1, PX_E_PROTO, "carries no data"},
+        {PX_CXL_ACK, "d", {0xc4, 1, 'x'}, 3, PX_E_PROTO, "carries no data"},
+        {PX_CXL_FAIL, "code", {0xd0, 0x80}, 2, PX_OK, NULL},
+        {PX_CXL_FAIL, "code", {0xce, 0x80, 0, 0, 0}, 5, PX_E_PROTO, "CXL.code"},
+        {PX_CXL_FAIL, "msg", {0xa1, 'x'}, 2, PX_OK, NULL},
+        {PX_CXL_INFO, "size", {0xcf, 0, 0, 0, 1, 0, 0, 0, 0}, 9, PX_OK, NULL},
+        {PX_CXL_INFO, "lsa", {0xce, 0, 0x10, 0, 0}, 5, PX_OK, NULL},
+        {PX_CXL_READ, "data", {0xc4, 0}, 2, PX_E_UNKNOWN, "\"data\""},
+        {PX_CXL_READ, "reg", {0x01}, 1, PX_E_UNKNOWN, "\"reg\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        raw r;
+        cxl_with_value(&r, cases[i].op, cases[i].key, cases[i].bytes, cases[i].n);
+        if (cases[i].want == PX_OK) {
+            px_msg out;
+            expect_decode_ok(r.sb.data, r.sb.size, &out);
+            assert_int_equal(out.env.type, PX_MSG_CXL);
+        } else {
+            expect_decode_err(r.sb.data, r.sb.size, cases[i].want, cases[i].needle);
+        }
+        raw_fini(&r);
+    }
+
+    /* Required fields: pool, op and node. */
+    static const char *req[] = {"pool", "op", "node"};
+    for (size_t i = 0; i < 3; i++) {
+        raw r;
+        raw_init(&r);
+        raw_env(&r, 1, PX_MSG_CXL);
+        msgpack_pack_map(&r.pk, 2);
+        for (size_t k = 0; k < 3; k++) {
+            if (k == i)
+                continue;
+            raw_str(&r, req[k]);
+            if (k == 2)
+                raw_str(&r, "hb");
+            else
+                msgpack_pack_uint32(&r.pk, 1);
+        }
+        char needle[64];
+        snprintf(needle, sizeof(needle), "required field \"%s\" missing", req[i]);
+        expect_decode_err(r.sb.data, r.sb.size, PX_E_PROTO, needle);
+        raw_fini(&r);
+    }
+
+    /* Data: exactly len bytes, or the zero flag and none; up to one chunk. */
+    uint8_t *blob = calloc(1, PX_WIRE_MAX_CXL_CHUNK + 1);
+    assert_non_null(blob);
+    static const struct {
+        uint32_t op, len, zero, dlen;
+        px_err want;
+        const char *needle;
+    } dcases[] = {
+        {PX_CXL_DATA, 64, 0, 64, PX_OK, NULL},
+        {PX_CXL_WRITE, PX_WIRE_MAX_CXL_CHUNK, 0, PX_WIRE_MAX_CXL_CHUNK, PX_OK, NULL},
+        {PX_CXL_DATA, PX_WIRE_MAX_CXL_CHUNK, 1, 0, PX_OK, NULL},
+        {PX_CXL_WRITE, 4096, 1, 0, PX_OK, NULL},
+        {PX_CXL_DATA, 64, 0, 63, PX_E_PROTO, "63 bytes of data for len 64"},
+        {PX_CXL_WRITE, 64, 0, 0, PX_E_PROTO, "0 bytes of data for len 64"},
+        {PX_CXL_DATA, 64, 1, 64, PX_E_PROTO, "flagged zero"},
+        {PX_CXL_DATA, 0, 1, 0, PX_E_PROTO, "DATA of 0 bytes"},
+        {PX_CXL_WRITE, 0, 0, 0, PX_E_PROTO, "WRITE of 0 bytes"},
+        {PX_CXL_DATA, 64, 2, 0, PX_E_PROTO, "zero 2"},
+        {PX_CXL_WRITE, PX_WIRE_MAX_CXL_CHUNK, 0, PX_WIRE_MAX_CXL_CHUNK + 1, PX_E_TOOBIG, "CXL.d"},
+    };
+    for (size_t i = 0; i < sizeof(dcases) / sizeof(dcases[0]); i++) {
+        raw r;
+        cxl_data(&r, dcases[i].op, dcases[i].len, dcases[i].zero, blob, dcases[i].dlen);
+        if (dcases[i].want == PX_OK) {
+            px_msg out;
+            expect_decode_ok(r.sb.data, r.sb.size, &out);
+            assert_int_equal(out.body.cxl.d.len, dcases[i].dlen);
+        } else {
+            expect_decode_err(r.sb.data, r.sb.size, dcases[i].want, dcases[i].needle);
+        }
+        raw_fini(&r);
+    }
+
+    /* A FAIL's text: one over PX_WIRE_MAX_CXL_MSG (well within the generic
+     * limit). */
+    static char text[PX_WIRE_MAX_CXL_MSG + 1];
+    memset(text, 't', sizeof(text));
+    raw r;
+    raw_init(&r);
+    raw_env(&r, 1, PX_MSG_CXL);
+    msgpack_pack_map(&r.pk, 4);
+    raw_str(&r, "pool");
+    msgpack_pack_uint32(&r.pk, 1);
+    raw_str(&r, "op");
+    msgpack_pack_uint32(&r.pk, PX_CXL_FAIL);
+    raw_str(&r, "node");
+    raw_str(&r, "ha");
+    raw_str(&r, "msg");
+    msgpack_pack_str(&r.pk, sizeof(text));
+    msgpack_pack_str_body(&r.pk, text, sizeof(text));
+    expect_decode_err(r.sb.data, r.sb.size, PX_E_TOOBIG, "CXL.msg");
+    raw_fini(&r);
+
+    /* The encoder refuses what the decoder would reject. */
+    px_msg m = wv_env(PX_MSG_CXL, 1, 2, 3);
+    m.body.cxl.pool = 1;
+    m.body.cxl.node = px_str_c("hb");
+    m.body.cxl.op = 0;
+    expect_encode_err(&m, PX_E_INVAL, "unknown op");
+    m.body.cxl.op = PX_CXL_OP_MAX;
+    expect_encode_err(&m, PX_E_INVAL, "unknown op");
+    m.body.cxl.op = PX_CXL_READ;
+    m.body.cxl.ld = PX_WIRE_MAX_CXL_LDS;
+    expect_encode_err(&m, PX_E_INVAL, "ld 256");
+    m.body.cxl.ld = 0;
+    m.body.cxl.area = 2;
+    expect_encode_err(&m, PX_E_INVAL, "area 2");
+    m.body.cxl.area = 0;
+    m.body.cxl.len = PX_WIRE_MAX_CXL_CHUNK + 1;
+    expect_encode_err(&m, PX_E_INVAL, "len 131073");
+    m.body.cxl.len = 64;
+    m.body.cxl.d = (px_bin){blob, 64};
+    expect_encode_err(&m, PX_E_INVAL, "carries no data");
+    m.body.cxl.op = PX_CXL_WRITE;
+    m.body.cxl.d = (px_bin){blob, 63};
+    expect_encode_err(&m, PX_E_INVAL, "63 bytes of data");
+    m.body.cxl.zero = 1;
+    m.body.cxl.d = (px_bin){blob, 64};
+    expect_encode_err(&m, PX_E_INVAL, "flagged zero");
+    m.body.cxl.zero = 0;
+    m.body.cxl.len = PX_WIRE_MAX_CXL_CHUNK;
+    m.body.cxl.d = (px_bin){blob, PX_WIRE_MAX_CXL_CHUNK + 1}; /* the check sees it first */
+    expect_encode_err(&m, PX_E_INVAL, "131073 bytes of data for len 131072");
+    m.body.cxl.d = (px_bin){NULL, PX_WIRE_MAX_CXL_CHUNK};
+    expect_encode_err(&m, PX_E_INVAL, "NULL");
+    m.body.cxl.d = (px_bin){blob, PX_WIRE_MAX_CXL_CHUNK};
+    m.body.cxl.msg = (px_str){text, PX_WIRE_MAX_CXL_MSG + 1};
+    expect_encode_err(&m, PX_E_TOOBIG, "CXL.msg");
+    m.body.cxl.msg = (px_str){text, PX_WIRE_MAX_CXL_MSG};
+    px_wbuf b = {0};
+    encode_ok(&b, &m);
+    /* A whole chunk fits in one data-plane batch with room to spare. */
+    assert_true(b.len + 1024 <= PX_DATA_PLANE_BATCH_BYTES);
+    px_msg out;
+    expect_decode_ok(b.data, b.len, &out);
+    assert_int_equal(out.body.cxl.d.len, PX_WIRE_MAX_CXL_CHUNK);
+    assert_true(px_str_eq(out.body.cxl.node, "hb"));
+    px_wbuf_fini(&b);
+    free(blob);
+
+    /* Zero fields are left out: a bare OPEN of LD 0 is {pool, op, node}. */
+    m = wv_env(PX_MSG_CXL, 0, 0, 0);
+    m.body.cxl.pool = 9;
+    m.body.cxl.op = PX_CXL_OPEN;
+    m.body.cxl.node = px_str_c("h");
+    encode_ok(&b, &m);
+    static const uint8_t open[] = {0x96,        1,    PX_MSG_CXL, 0,   0,   0,    0x83, 0xa4,
+                                   'p',         'o',  'o',        'l', 9,   0xa2, 'o',  'p',
+                                   PX_CXL_OPEN, 0xa4, 'n',        'o', 'd', 'e',  0xa1, 'h'};
+    assert_int_equal(b.len, sizeof(open));
+    assert_memory_equal(b.data, open, sizeof(open));
+    px_wbuf_fini(&b);
+}
+
 /* ---- bodies alone ---- */
 
 static void test_decode_body(void **state)
@@ -1365,6 +1615,7 @@ int main(void)
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_encode_limits),
         cmocka_unit_test(test_shm),
+        cmocka_unit_test(test_cxl),
         cmocka_unit_test(test_decode_body),
         cmocka_unit_test(test_struct_array_extension),
         cmocka_unit_test(test_tables),

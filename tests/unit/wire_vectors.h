@@ -13,7 +13,7 @@
 
 #include "fabric/core/wire.h"
 
-#define WV_MAX 48
+#define WV_MAX 64
 
 static char wv_name_max[PX_WIRE_MAX_NAME + 1];
 static char wv_role_max[PX_WIRE_MAX_NAME + 1];
@@ -282,6 +282,82 @@ static inline size_t wire_vectors(px_msg *out, size_t max, int with_huge)
             m.body.shm.region = 1;
             m.body.shm.op = PX_SHM_DIFF;
             m.body.shm.recs = (px_bin){wv_payload_max, PX_WIRE_MAX_SHM_BLOB};
+            WV_ADD(m);
+        }
+    }
+    {
+        /* CXL: a fetch (OPEN, INFO, READ, DATA with bytes and zero), a
+         * write-back (WRITE, ACK), a refusal; then every limit. */
+        m = wv_env(PX_MSG_CXL, 2, 0, 90);
+        m.body.cxl.pool = 0x0123456789abcdefull;
+        m.body.cxl.op = PX_CXL_OPEN;
+        m.body.cxl.node = px_str_c("hb");
+        m.body.cxl.xfer = 1;
+        m.body.cxl.ld = 3;
+        WV_ADD(m);
+        m.body.cxl.op = PX_CXL_INFO;
+        m.body.cxl.node = px_str_c("ha");
+        m.body.cxl.ld = 0;
+        m.body.cxl.size = 256ull << 20;
+        m.body.cxl.lsa = 1u << 20;
+        WV_ADD(m);
+        m = wv_env(PX_MSG_CXL, 2, 0, 91);
+        m.body.cxl.pool = 7;
+        m.body.cxl.op = PX_CXL_READ;
+        m.body.cxl.node = px_str_c("hb");
+        m.body.cxl.xfer = 2;
+        m.body.cxl.ld = 1;
+        m.body.cxl.area = 1;
+        m.body.cxl.off = 128u << 10;
+        m.body.cxl.len = 64;
+        WV_ADD(m);
+        m.body.cxl.op = PX_CXL_DATA;
+        m.body.cxl.node = px_str_c("ha");
+        m.body.cxl.ld = 0;
+        m.body.cxl.hash = 0xfedcba9876543210ull;
+        m.body.cxl.d = (px_bin){wv_payload64, 64};
+        WV_ADD(m);
+        m.body.cxl.area = 0;
+        m.body.cxl.len = PX_WIRE_MAX_CXL_CHUNK;
+        m.body.cxl.zero = 1;
+        m.body.cxl.hash = 0;
+        m.body.cxl.d = (px_bin){NULL, 0};
+        WV_ADD(m);
+        m = wv_env(PX_MSG_CXL, 2, 0, 92);
+        m.body.cxl.pool = 7;
+        m.body.cxl.op = PX_CXL_WRITE;
+        m.body.cxl.node = px_str_c("hb");
+        m.body.cxl.xfer = 3;
+        m.body.cxl.ld = PX_WIRE_MAX_CXL_LDS - 1;
+        m.body.cxl.off = 1ull << 40;
+        m.body.cxl.len = 64;
+        m.body.cxl.hash = 5;
+        m.body.cxl.d = (px_bin){wv_payload64, 64};
+        WV_ADD(m);
+        m.body.cxl.op = PX_CXL_ACK;
+        m.body.cxl.node = px_str_c("ha");
+        m.body.cxl.ld = 0;
+        m.body.cxl.d = (px_bin){NULL, 0};
+        WV_ADD(m);
+        m = wv_env(PX_MSG_CXL, 2, 0, 93);
+        m.body.cxl.pool = 7;
+        m.body.cxl.op = PX_CXL_FAIL;
+        m.body.cxl.node = (px_str){wv_name_max, PX_WIRE_MAX_NAME};
+        m.body.cxl.xfer = UINT64_MAX;
+        m.body.cxl.code = PX_E_NOTFOUND;
+        m.body.cxl.msg = (px_str){wv_text_max, PX_WIRE_MAX_CXL_MSG};
+        WV_ADD(m);
+        if (with_huge) {
+            m = wv_env(PX_MSG_CXL, 1, UINT64_MAX, UINT64_MAX);
+            m.body.cxl.pool = UINT64_MAX;
+            m.body.cxl.op = PX_CXL_DATA;
+            m.body.cxl.node = px_str_c("ha");
+            m.body.cxl.xfer = UINT64_MAX;
+            m.body.cxl.area = 1;
+            m.body.cxl.off = UINT64_MAX;
+            m.body.cxl.len = PX_WIRE_MAX_CXL_CHUNK;
+            m.body.cxl.hash = UINT64_MAX;
+            m.body.cxl.d = (px_bin){wv_payload_max, PX_WIRE_MAX_CXL_CHUNK};
             WV_ADD(m);
         }
     }
