@@ -8,6 +8,8 @@
 #   FUZZ_CORPUS_DIR  working corpora, crashes (default: fuzz-corpus, gitignored)
 #   FUZZ_ARGS        extra libFuzzer flags, e.g. "-max_len=65536"
 #
+# Targets run FUZZ_JOBS at a time (default: one per core).
+#
 # Targets are found, not listed: every executable target named fuzz_* in
 # the meson build (any folder), so a decoder added later is fuzzed too. Each
 # runs on its own working corpus, FUZZ_CORPUS_DIR/<target>, which starts as
@@ -71,23 +73,45 @@ for g in "${generators[@]}"; do
 done
 
 mkdir -p "$corpus/crashes"
-failed=()
+# One target per core at a time: each libFuzzer run is single-threaded.
+jobs_max="${FUZZ_JOBS:-$(nproc)}"
+run_one() {
+    local t="$1" name dir log
+    name="$(basename "$t")"
+    dir="$corpus/$name"
+    log="$corpus/$name.log"
+    # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
+    if "$build/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$corpus/crashes/$name-" \
+        ${FUZZ_ARGS:-} "$dir" >"$log" 2>&1; then
+        echo ok >"$corpus/$name.status"
+    else
+        echo failed >"$corpus/$name.status"
+    fi
+}
 for t in "${targets[@]}"; do
     name="$(basename "$t")"
     dir="$corpus/$name"
     mkdir -p "$dir"
+    rm -f "$corpus/$name.status"
     for src in "$root/tests/fuzz/seeds/$name" "$seeds/$name"; do
         if [ -d "$src" ]; then
             cp -rn "$src"/. "$dir"/
         fi
     done
-    log="$corpus/$name.log"
     echo "fuzz: $name for ${secs}s ($(find "$dir" -type f | wc -l) inputs)"
-    # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
-    if "$build/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="$corpus/crashes/$name-" \
-        ${FUZZ_ARGS:-} "$dir" >"$log" 2>&1; then
-        grep -E '^(stat::number_of_executed_units|Done )' "$log" | tail -1 | sed 's/^/    /'
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do
+        wait -n || true
+    done
+    run_one "$t" &
+done
+wait
+failed=()
+for t in "${targets[@]}"; do
+    name="$(basename "$t")"
+    log="$corpus/$name.log"
+    if [ "$(cat "$corpus/$name.status" 2>/dev/null)" = ok ]; then
+        echo "fuzz: $name: $(grep -E '^(stat::number_of_executed_units|Done )' "$log" | tail -1)"
     else
         echo "fuzz: $name FAILED; last lines of $log:" >&2
         tail -n 40 "$log" >&2

@@ -155,6 +155,17 @@ typedef struct px_plan_member { /* a node with endpoints on a net */
     px_str node;
 } px_plan_member;
 
+/* A CXL binding (docs/cxl.md): LD `ld` of pool `pool` on vPPB `vppb` of
+ * virtual switch `vcs` of switch `sw` — the guest attached to that switch's
+ * upstream port `vcs`. */
+typedef struct px_plan_cxl {
+    px_str sw;
+    uint32_t vcs;
+    uint32_t vppb;
+    px_str pool;
+    uint32_t ld;
+} px_plan_cxl;
+
 typedef struct px_plan_peer {
     px_str name;
     px_str endpoint;
@@ -174,6 +185,8 @@ typedef struct px_msg_plan { /* coordinator -> node: one per node per phase */
     px_plan_peer peers[PX_WIRE_MAX_PEERS]; /* data-plane directory */
     uint32_t n_members;
     px_plan_member members[PX_WIRE_MAX_ROWS]; /* member nodes of the nets homed here */
+    uint32_t n_cxl;
+    px_plan_cxl cxl[PX_WIRE_MAX_ROWS]; /* the lab's CXL bindings now (every node gets all) */
 } px_msg_plan;
 
 typedef struct px_guest_row {

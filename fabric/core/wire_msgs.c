@@ -125,6 +125,16 @@ static const px_wire_field plan_member_fields[] = {
 static const px_wire_struct plan_member_desc =
     PX_WIRE_STRUCT("PLAN_MEMBER", px_plan_member, plan_member_fields, NULL);
 
+static const px_wire_field plan_cxl_fields[] = {
+    PX_WF_STR("sw", px_plan_cxl, sw, 1, NAME),
+    PX_WF_U32("vcs", px_plan_cxl, vcs, 1),
+    PX_WF_U32("vppb", px_plan_cxl, vppb, 1),
+    PX_WF_STR("pool", px_plan_cxl, pool, 1, NAME),
+    PX_WF_U32("ld", px_plan_cxl, ld, 1),
+};
+static const px_wire_struct plan_cxl_desc =
+    PX_WIRE_STRUCT("PLAN_CXL", px_plan_cxl, plan_cxl_fields, NULL);
+
 static const px_wire_field plan_fields[] = {
     PX_WF_STR("lab", px_msg_plan, lab, 1, NAME),
     PX_WF_U64("epoch", px_msg_plan, epoch, 1),
@@ -135,6 +145,7 @@ static const px_wire_field plan_fields[] = {
     PX_WF_STRUCT_ARRAY("peers", px_msg_plan, peers, n_peers, 0, px_plan_peer, &plan_peer_desc),
     PX_WF_STRUCT_ARRAY("mem", px_msg_plan, members, n_members, 0, px_plan_member,
                        &plan_member_desc),
+    PX_WF_STRUCT_ARRAY("cxl", px_msg_plan, cxl, n_cxl, 0, px_plan_cxl, &plan_cxl_desc),
 };
 static const px_wire_struct plan_desc = PX_WIRE_STRUCT("PLAN", px_msg_plan, plan_fields, NULL);
 
