@@ -49,7 +49,9 @@ static px_err env(px_qemu_cmd *c, const char *fmt, ...)
     return PX_OK;
 }
 
-static void note(px_qemu_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Every kind has a back end now (CXL was the last); kept for the next one. */
+static void note(px_qemu_cmd *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), unused));
 
 static void note(px_qemu_cmd *c, const char *fmt, ...)
 {
@@ -206,15 +208,205 @@ static px_err shms(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu
     return err;
 }
 
+/* ---- CXL (qemu_cmd.h: the layout; docs/cxl.md) ---- */
+
+/* "1G", "256M", "4K" or bytes: sizes in QEMU options, readable in logs. */
+static void size_str(char *buf, size_t len, uint64_t v)
+{
+    if (v && v % (1024 * MIB) == 0)
+        snprintf(buf, len, "%lluG", (unsigned long long)(v / (1024 * MIB)));
+    else if (v && v % MIB == 0)
+        snprintf(buf, len, "%lluM", (unsigned long long)(v / MIB));
+    else if (v && v % 1024 == 0)
+        snprintf(buf, len, "%lluK", (unsigned long long)(v / 1024));
+    else
+        snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+/* A path as a QEMU option value: QEMU reads ",," as one comma. out holds
+ * 2 * PX_QEMU_CXL_MAX_PATH bytes; the path was checked shorter than that. */
+static void opt_escape(char *out, const char *path)
+{
+    size_t o = 0;
+    for (const char *p = path; *p; p++) {
+        out[o++] = *p;
+        if (*p == ',')
+            out[o++] = ',';
+    }
+    out[o] = '\0';
+}
+
+/* Appends ",piece" to the argument after -machine (the builder always emits
+ * one, before any device builder runs). */
+static px_err machine_opt(px_qemu_cmd *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static px_err machine_opt(px_qemu_cmd *c, const char *fmt, ...)
+{
+    size_t i = 0;
+    while (i + 1 < c->argc && strcmp(c->argv[i], "-machine") != 0)
+        i++;
+    if (i + 1 >= c->argc)
+        return PX_E_INVAL;
+    char *piece, *both;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&piece, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return PX_E_NOMEM;
+    n = asprintf(&both, "%s,%s", c->argv[i + 1], piece);
+    free(piece);
+    if (n < 0)
+        return PX_E_NOMEM;
+    free(c->argv[i + 1]);
+    c->argv[i + 1] = both;
+    return PX_OK;
+}
+
+/* Where an LD goes, for messages: "CXL LD 2 (attachment 0: switch fabric
+ * port 1, t.yaml:12:9)". */
+static void ld_where(char *buf, size_t len, const px_topo *t, const px_topo_guest *gu, uint32_t i,
+                     const px_qemu_cxl_ld *ld)
+{
+    if (ld->attach >= gu->n_cxls) {
+        snprintf(buf, len, "CXL LD %u (attachment %u)", i, ld->attach);
+        return;
+    }
+    const px_topo_cxlif *a = &gu->cxls[ld->attach];
+    snprintf(buf, len, "CXL LD %u (attachment %u: switch %s port %u, %s:%u:%u)", i, ld->attach,
+             t->cxl_switches[a->sw].name, a->port, t->source ? t->source : "topology", a->mark.line,
+             a->mark.col);
+}
+
+static px_err check_cxl_lds(const px_topo *t, const px_topo_guest *gu, const px_qemu_cfg *cfg,
+                            px_errmsg *em)
+{
+    char where[512];
+    if (cfg->n_cxl_lds && !cfg->cxl_lds)
+        return px_errmsg_set(em, PX_E_INVAL, "guest %s: %u CXL LDs but no list", gu->name,
+                             cfg->n_cxl_lds);
+    for (uint32_t i = 0; i < cfg->n_cxl_lds; i++) {
+        const px_qemu_cxl_ld *ld = &cfg->cxl_lds[i];
+        ld_where(where, sizeof(where), t, gu, i, ld);
+        if (ld->attach >= gu->n_cxls)
+            return px_errmsg_set(em, PX_E_CONFIG,
+                                 "guest %s: %s: the guest has %u CXL attachment(s) (0..%d)",
+                                 gu->name, where, gu->n_cxls, (int)gu->n_cxls - 1);
+        if (ld->vppb >= PX_QEMU_CXL_VPPBS)
+            return px_errmsg_set(em, PX_E_CONFIG, "guest %s: %s: vPPB %u out of range 0..%u",
+                                 gu->name, where, ld->vppb, PX_QEMU_CXL_VPPBS - 1);
+        if (ld->size == 0 || ld->size % PX_QEMU_CXL_SIZE_UNIT)
+            return px_errmsg_set(em, PX_E_CONFIG,
+                                 "guest %s: %s vPPB %u: size %llu is not a multiple of 256 MiB "
+                                 "(QEMU 7.2 CXL memory comes in 256 MiB units)",
+                                 gu->name, where, ld->vppb, (unsigned long long)ld->size);
+        const char *paths[2] = {ld->mem_path, ld->lsa_path};
+        const char *what[2] = {"memory", "label storage"};
+        for (int p = 0; p < 2; p++) {
+            if (!paths[p] || !paths[p][0])
+                return px_errmsg_set(em, PX_E_CONFIG, "guest %s: %s vPPB %u: no %s file", gu->name,
+                                     where, ld->vppb, what[p]);
+            if (strlen(paths[p]) >= PX_QEMU_CXL_MAX_PATH)
+                return px_errmsg_set(em, PX_E_CONFIG,
+                                     "guest %s: %s vPPB %u: %s file path is %zu bytes, longer "
+                                     "than %u",
+                                     gu->name, where, ld->vppb, what[p], strlen(paths[p]),
+                                     PX_QEMU_CXL_MAX_PATH - 1);
+        }
+        for (uint32_t j = 0; j < i; j++)
+            if (cfg->cxl_lds[j].attach == ld->attach && cfg->cxl_lds[j].vppb == ld->vppb)
+                return px_errmsg_set(em, PX_E_CONFIG,
+                                     "guest %s: %s: vPPB %u is bound twice (also CXL LD %u)",
+                                     gu->name, where, ld->vppb, j);
+    }
+    return PX_OK;
+}
+
+/* The window of every vPPB of attachment a: the largest LD its switch can
+ * bind (any pool's ld_size) or that is bound now, at least 256 MiB. */
+static uint64_t cxl_window(const px_topo *t, const px_topo_guest *gu, const px_qemu_cfg *cfg,
+                           uint32_t a)
+{
+    uint64_t w = PX_QEMU_CXL_SIZE_UNIT;
+    for (uint32_t p = 0; p < t->n_cxl_pools; p++)
+        if (t->cxl_pools[p].sw == gu->cxls[a].sw && t->cxl_pools[p].ld_size > w)
+            w = t->cxl_pools[p].ld_size;
+    for (uint32_t i = 0; i < cfg->n_cxl_lds; i++)
+        if (cfg->cxl_lds[i].attach == a && cfg->cxl_lds[i].size > w)
+            w = cfg->cxl_lds[i].size;
+    return w;
+}
+
+/* One LD: its two backends and the type-3 device on the bridge's first
+ * root port. memdev is always persistent in 7.2; lsa is mandatory. */
+static px_err cxl_type3(px_qemu_cmd *c, uint32_t a, uint32_t k, const px_qemu_cxl_ld *ld)
+{
+    char esc[2 * PX_QEMU_CXL_MAX_PATH];
+    char sz[32];
+    size_str(sz, sizeof(sz), ld->size);
+    opt_escape(esc, ld->mem_path);
+    px_err err = add(c, "-object");
+    if (!err)
+        err =
+            add(c, "memory-backend-file,id=pxcm.%u.%u,share=on,mem-path=%s,size=%s", a, k, esc, sz);
+    size_str(sz, sizeof(sz), PX_QEMU_CXL_LSA_SIZE);
+    opt_escape(esc, ld->lsa_path);
+    if (!err)
+        err = add(c, "-object");
+    if (!err)
+        err =
+            add(c, "memory-backend-file,id=pxcl.%u.%u,share=on,mem-path=%s,size=%s", a, k, esc, sz);
+    if (!err)
+        err = add(c, "-device");
+    if (!err)
+        err = add(c, "cxl-type3,bus=pxcrp.%u.%u.0,memdev=pxcm.%u.%u,lsa=pxcl.%u.%u,id=pxcmem.%u.%u",
+                  a, k, a, k, a, k, a, k);
+    return err;
+}
+
 static px_err cxls(const px_topo *t, uint32_t g, const px_qemu_cfg *cfg, px_qemu_cmd *c,
                    px_errmsg *em)
 {
-    (void)cfg;
-    (void)em;
     const px_topo_guest *gu = &t->guests[g];
-    if (gu->n_cxls)
-        note(c, "%u CXL port(s) not wired yet (CXL switch service)", gu->n_cxls);
-    return PX_OK;
+    px_err err = check_cxl_lds(t, gu, cfg, em);
+    if (err || !gu->n_cxls)
+        return err;
+    uint32_t bridges = gu->n_cxls * PX_QEMU_CXL_VPPBS;
+    uint32_t last_bus = PX_QEMU_CXL_BUS_BASE + bridges * PX_QEMU_CXL_BUS_STRIDE - 1;
+    if (last_bus > 255)
+        return px_errmsg_set(em, PX_E_CONFIG,
+                             "guest %s: %u CXL attachments need PCI buses %u..%u; at most %u "
+                             "attachments fit below bus 256",
+                             gu->name, gu->n_cxls, PX_QEMU_CXL_BUS_BASE, last_bus,
+                             (256 - PX_QEMU_CXL_BUS_BASE) /
+                                 (PX_QEMU_CXL_VPPBS * PX_QEMU_CXL_BUS_STRIDE));
+    err = machine_opt(c, "cxl=on");
+    for (uint32_t a = 0; !err && a < gu->n_cxls; a++) {
+        char win[32];
+        size_str(win, sizeof(win), cxl_window(t, gu, cfg, a));
+        for (uint32_t k = 0; !err && k < PX_QEMU_CXL_VPPBS; k++) {
+            uint32_t b = a * PX_QEMU_CXL_VPPBS + k;
+            err = machine_opt(c, "cxl-fmw.%u.targets.0=pxcxl.%u.%u,cxl-fmw.%u.size=%s", b, a, k, b,
+                              win);
+            if (!err)
+                err = add(c, "-device");
+            if (!err)
+                err = add(c, "pxb-cxl,bus_nr=%u,bus=pcie.0,id=pxcxl.%u.%u",
+                          PX_QEMU_CXL_BUS_BASE + b * PX_QEMU_CXL_BUS_STRIDE, a, k);
+            for (uint32_t r = 0; !err && r < 2; r++) {
+                err = add(c, "-device");
+                if (!err)
+                    err = add(c,
+                              "cxl-rp,port=%u,bus=pxcxl.%u.%u,id=pxcrp.%u.%u.%u,chassis=%u,slot=%u",
+                              r, a, k, a, k, r, b + 1, r);
+            }
+            for (uint32_t i = 0; !err && i < cfg->n_cxl_lds; i++)
+                if (cfg->cxl_lds[i].attach == a && cfg->cxl_lds[i].vppb == k)
+                    err = cxl_type3(c, a, k, &cfg->cxl_lds[i]);
+        }
+    }
+    return err;
 }
 
 static const device_fn device_builders[] = {nics, cans, shms, cxls};
