@@ -217,7 +217,8 @@ static void dispatch(px_coord *c, const px_peer *from, const px_msg *m)
         on_request(c, from, m);
         break;
     case PX_MSG_TOOL:
-        px_tool_on_request(c, from, m);
+        if (!px_cxl_tool(c, from, m)) /* the FM API is the coordinator's own */
+            px_tool_on_request(c, from, m);
         break;
     case PX_MSG_TOOL_REPLY:
         /* Only the nodes a relay asked may answer it: a CLI cannot. */

@@ -100,6 +100,7 @@ typedef struct px_lab {
     px_lab_plan plan;        /* hosts are node names */
     px_lab_host *hosts;      /* [plan.n_hosts] */
     px_guest_status *guests; /* [topo->n_guests] */
+    struct px_cxlsw **cxl;   /* [topo->n_cxl_switches], NULL until px_lab_cxl_init */
 } px_lab;
 
 struct px_tool_relay;
@@ -164,6 +165,18 @@ const char *px_lab_state_str(px_lab_state s);
 bool px_lab_host_has_net(const px_lab *lab, uint32_t h, uint32_t n);
 /* Index of the net called `name` in lab->plan.nets, UINT32_MAX if none. */
 uint32_t px_lab_net_find(const px_lab *lab, const char *name);
+
+/* ---- cxl.c: CXL switches (docs/cxl.md) ----
+ *
+ * Each CXL switch of a lab has its Fabric Manager state (px_cxlsw), made
+ * from the topology's start bindings by px_lab_cxl_init. A TOOL whose
+ * args[0] is "cxl" is the FM API: px_cxl_tool answers it (and returns
+ * true); a change of bindings re-sends every plan with a new epoch. */
+px_err px_lab_cxl_init(px_lab *lab, px_errmsg *em);
+void px_lab_cxl_fini(px_lab *lab);
+/* The lab's bindings into p->cxl (nothing before px_lab_cxl_init). */
+void px_lab_cxl_plan(const px_lab *lab, px_msg_plan *p);
+bool px_cxl_tool(px_coord *c, const px_peer *from, const px_msg *m);
 
 /* ---- tool.c: the TOOL relay (docs/control-plane.md, docs/can-bus.md) ----
  *

@@ -43,6 +43,7 @@ void px_lab_free(px_lab *lab)
 {
     if (!lab)
         return;
+    px_lab_cxl_fini(lab);
     px_lab_plan_fini(&lab->plan);
     px_topo_free(lab->topo);
     free(lab->text);
@@ -218,6 +219,10 @@ void px_lab_send_plan(px_coord *c, px_lab *lab, uint32_t h)
                         (px_plan_member){.net = p->nets[p->n_nets - 1].name,
                                          .node = px_str_c(lab->plan.hosts[k].name)};
         }
+        /* A lab from the journal: the topology's start bindings (later FM
+         * binds are not journaled). */
+        if (px_lab_cxl_init(lab, NULL) == PX_OK)
+            px_lab_cxl_plan(lab, p);
         for (uint32_t k = 0; k < lab->plan.n_hosts && p->n_peers < PX_WIRE_MAX_PEERS; k++) {
             const px_cnode *peer = px_coord_node(c, lab->plan.hosts[k].name);
             if (!peer)
@@ -379,6 +384,8 @@ static void request_up(px_coord *c, const px_msg_request *rq, px_msg_reply *rep)
     lab->text[rq->topology.len] = '\0';
     lab->text_len = rq->topology.len;
     err = lab_place(c, lab, &em);
+    if (!err)
+        err = px_lab_cxl_init(lab, &em);
     if (err) {
         snprintf(reply_text, sizeof(reply_text), "%s", em.text);
         reply_set(rep, err, reply_text);

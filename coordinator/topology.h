@@ -442,6 +442,10 @@ const char *px_topo_nic_model_str(px_topo_nic_model m);
  * checks of a topology's `impair:` mapping: kv = {"delay", "50ms", "loss",
  * "1%", ...}, n_pairs pairs. nic: a NIC's (`direction` allowed, default
  * egress). Used by `plexus link set`; em names the bad key or value. */
+/* A size as the topology writes it ("512M", "1G"), for CLI arguments;
+ * em says what is wrong (the location is "argument"). */
+px_err px_topo_size_parse(const char *s, uint64_t min, uint64_t max, uint64_t *out, px_errmsg *em);
+
 px_err px_topo_impair_parse(const char *const *kv, uint32_t n_pairs, bool nic, px_topo_impair *out,
                             px_errmsg *em);
 const char *px_topo_can_ctrl_str(px_topo_can_ctrl c);

@@ -420,3 +420,10 @@ px_err pxt_get_percent(tctx *c, const tnode *n, const char *what, uint32_t *out_
     *out_ppm = (uint32_t)ppm;
     return PX_OK;
 }
+
+px_err px_topo_size_parse(const char *s, uint64_t min, uint64_t max, uint64_t *out, px_errmsg *em)
+{
+    tnode n = {.type = TN_SCALAR, .plain = true, .str = (char *)s, .len = (uint32_t)strlen(s)};
+    tctx c = {.file = "argument", .em = em};
+    return pxt_get_size(&c, &n, "size", min, max, out);
+}

@@ -66,6 +66,7 @@ extern const px_cli_cmd px_cmd_console;
 extern const px_cli_cmd px_cmd_can;
 extern const px_cli_cmd px_cmd_link;
 extern const px_cli_cmd px_cmd_ivshmem;
+extern const px_cli_cmd px_cmd_cxl;
 extern const px_cli_cmd px_cmd_capture;
 
 #endif

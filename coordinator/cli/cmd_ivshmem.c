@@ -103,12 +103,11 @@ static void print_table(json_t *o)
     printf("%-6s %-24s %-16s %s\n", "ID", "PEER", "NODE", "PID");
     size_t i;
     json_t *p;
-    json_array_foreach(json_object_get(o, "peers"), i, p)
-        printf("%-6" JSON_INTEGER_FORMAT " %-24s %-16s %" JSON_INTEGER_FORMAT "\n",
-               json_integer_value(json_object_get(p, "id")),
-               json_string_value(json_object_get(p, "name")),
-               json_string_value(json_object_get(p, "node")),
-               json_integer_value(json_object_get(p, "pid")));
+    json_array_foreach(json_object_get(o, "peers"), i, p) printf(
+        "%-6" JSON_INTEGER_FORMAT " %-24s %-16s %" JSON_INTEGER_FORMAT "\n",
+        json_integer_value(json_object_get(p, "id")), json_string_value(json_object_get(p, "name")),
+        json_string_value(json_object_get(p, "node")),
+        json_integer_value(json_object_get(p, "pid")));
     if (!json_array_size(json_object_get(o, "peers")))
         printf("(no peers)\n");
     printf("\n%-16s %-7s %-10s %-10s %-14s %-14s %s\n", "NODE", "SYNCED", "RINGS-OUT", "RINGS-IN",

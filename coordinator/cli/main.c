@@ -13,7 +13,7 @@ static const px_cli_cmd *const commands[] = {
     &px_cmd_validate, &px_cmd_plan, &px_cmd_graph,
     &px_cmd_up, &px_cmd_down, &px_cmd_status, &px_cmd_nodes,
     &px_cmd_logs, &px_cmd_console, &px_cmd_can, &px_cmd_link, &px_cmd_capture,
-    &px_cmd_ivshmem,
+    &px_cmd_ivshmem, &px_cmd_cxl,
     &px_cmd_keys, &px_cmd_version,
     /* clang-format on */
 };

@@ -26,8 +26,8 @@
 #include "fabric/core/text.h"
 #include "fabric/shm/diff.h"
 
-#define SYNC_RETRY_MS  500u       /* a member asks the home again until SYNCED */
-#define QUEUE_RETRY_MS 1u         /* held messages to a full member link */
+#define SYNC_RETRY_MS  500u         /* a member asks the home again until SYNCED */
+#define QUEUE_RETRY_MS 1u           /* held messages to a full member link */
 #define QUEUE_MAX      (256u << 20) /* bytes held for one member before dropping */
 #define NO_MEMBER      UINT32_MAX
 
@@ -75,7 +75,7 @@ typedef struct sreg {
     spend *pend;
     uint32_t n_pend, cap_pend;
     uint64_t next_tag;
-    bool synced; /* the home: always */
+    bool synced;      /* the home: always */
     uv_timer_t timer; /* SYNC retries, then the periodic sync */
     uv_timer_t qtimer;
     bool qtimer_on;
@@ -310,10 +310,8 @@ static void publish(sreg *r)
     px_shmdiff_begin(&sc, r->mem, r->twin, r->cfg.size);
     size_t n;
     while ((n = px_shmdiff_next(&sc, s->dbuf, PX_WIRE_MAX_SHM_BLOB)) > 0) {
-        px_msg_shm d = {.region = r->key,
-                        .op = PX_SHM_DIFF,
-                        .node = r->self,
-                        .recs = {s->dbuf, (uint32_t)n}};
+        px_msg_shm d = {
+            .region = r->key, .op = PX_SHM_DIFF, .node = r->self, .recs = {s->dbuf, (uint32_t)n}};
         if (is_home(r))
             send_all(r, NO_MEMBER, &d);
         else
@@ -351,8 +349,7 @@ static void admitted(sreg *r, uint64_t conn, uint16_t id, const char *name)
                 em.text);
         px_ivsrv_reject(r->srv, conn);
         if (!is_home(r)) { /* the home counts it as joined: undo */
-            px_msg_shm l = {
-                .region = r->key, .op = PX_SHM_LEAVE, .node = r->self, .peer = id};
+            px_msg_shm l = {.region = r->key, .op = PX_SHM_LEAVE, .node = r->self, .peer = id};
             send_to(r, r->home, &l);
         }
         peer_del(r, id);
@@ -373,11 +370,8 @@ static void home_join(sreg *r, uint32_t owner, uint64_t tag, const char *name, u
         if (owner == r->self) {
             px_ivsrv_reject(r->srv, conn);
         } else {
-            px_msg_shm no = {.region = r->key,
-                             .op = PX_SHM_LEAVE,
-                             .node = r->self,
-                             .peer = 0,
-                             .tag = tag};
+            px_msg_shm no = {
+                .region = r->key, .op = PX_SHM_LEAVE, .node = r->self, .peer = 0, .tag = tag};
             send_to(r, owner, &no);
         }
         return;
@@ -401,8 +395,8 @@ static void home_join(sreg *r, uint32_t owner, uint64_t tag, const char *name, u
     }
     px_errmsg em = {{0}};
     if (px_ivsrv_add_proxy(r->srv, (uint16_t)id, &em) != PX_OK)
-        PX_WARN("shm", "cannot add a proxy peer", "region=%s id=%d detail=\"%s\"", r->cfg.name,
-                id, em.text);
+        PX_WARN("shm", "cannot add a proxy peer", "region=%s id=%d detail=\"%s\"", r->cfg.name, id,
+                em.text);
 }
 
 static void on_connect(void *ud, uint64_t conn, pid_t pid)
@@ -666,8 +660,8 @@ void px_shmsvc_on_msg(px_shmsvc *s, const px_peer *from, const px_msg_shm *m)
     case PX_SHM_SYNCED:
         if (from_home && !r->synced) {
             r->synced = true;
-            PX_INFO("shm", "region synchronised with its home", "region=%s home=%s",
-                    r->cfg.name, r->cfg.home);
+            PX_INFO("shm", "region synchronised with its home", "region=%s home=%s", r->cfg.name,
+                    r->cfg.home);
             for (uint32_t i = 0; i < r->n_pend; i++)
                 if (!r->pend[i].asked)
                     ask_home(r, &r->pend[i]);
@@ -713,7 +707,6 @@ static uint32_t member_index(const px_shmsvc_region_cfg *c, const char *name)
             return k;
     return NO_MEMBER;
 }
-
 
 static void reg_free_now(sreg *r)
 {
@@ -768,8 +761,7 @@ static bool reg_same(const sreg *r, const px_shmsvc_region_cfg *c)
 {
     const px_shmsvc_region_cfg *o = &r->cfg;
     if (o->size != c->size || o->vectors != c->vectors || strcmp(o->socket, c->socket) != 0 ||
-        strcmp(o->home, c->home) != 0 || o->n_members != c->n_members ||
-        o->n_guests != c->n_guests)
+        strcmp(o->home, c->home) != 0 || o->n_members != c->n_members || o->n_guests != c->n_guests)
         return false;
     for (uint32_t k = 0; k < c->n_members; k++)
         if (strcmp(o->members[k], c->members[k]) != 0)
@@ -830,8 +822,8 @@ static px_err reg_open(px_shmsvc *s, slab *l, const px_shmsvc_region_cfg *c, sre
             r->mem = m;
     }
     if (!err && c->n_members > 1 && !(r->twin = calloc(1, c->size)))
-        err = px_errmsg_set(em, PX_E_NOMEM, "region %s: no memory for its twin (%" PRIu64
-                            " bytes)", c->name, c->size);
+        err = px_errmsg_set(em, PX_E_NOMEM, "region %s: no memory for its twin (%" PRIu64 " bytes)",
+                            c->name, c->size);
     if (!err) {
         px_ivsrv_cbs cbs = {.on_connect = on_connect,
                             .on_abandon = on_abandon,
@@ -849,8 +841,8 @@ static px_err reg_open(px_shmsvc *s, slab *l, const px_shmsvc_region_cfg *c, sre
         uv_timer_start(&r->timer, on_timer, 0, SYNC_RETRY_MS);
     else if (c->sync_ms && r->twin)
         uv_timer_start(&r->timer, on_timer, c->sync_ms, c->sync_ms);
-    PX_INFO("shm", "region up", "region=%s size=%" PRIu64 " vectors=%u home=%s members=%u",
-            c->name, c->size, c->vectors, c->home, c->n_members);
+    PX_INFO("shm", "region up", "region=%s size=%" PRIu64 " vectors=%u home=%s members=%u", c->name,
+            c->size, c->vectors, c->home, c->n_members);
     *out = r;
     return PX_OK;
 }
@@ -997,8 +989,8 @@ static void tool_peers(sreg *r, px_svc_reply *out)
         PUT("%s{\"id\":%u,\"name\":\"%s\",\"node\":\"%s\",\"pid\":%ld,\"rings_in\":%" PRIu64 "}",
             first ? "" : ",", loc[i].id, name, s->io.self, (long)loc[i].pid, loc[i].rings_in);
         if (tl > 0 && (size_t)tl < sizeof(out->text))
-            tl += snprintf(out->text + tl, sizeof(out->text) - (size_t)tl, " %u=%s", loc[i].id,
-                           name);
+            tl +=
+                snprintf(out->text + tl, sizeof(out->text) - (size_t)tl, " %u=%s", loc[i].id, name);
         first = false;
     }
     PUT("]}");
@@ -1053,8 +1045,8 @@ static void tool_ring(sreg *r, const px_msg_tool *t, px_svc_reply *out)
     if (!parse_id(vec, 255, &v) || v >= r->cfg.vectors) {
         out->code = PX_E_INVAL;
         snprintf(out->text, sizeof(out->text),
-                 "vector '%s' is out of range: region %s has %u vector(s), 0..%u", vec,
-                 r->cfg.name, r->cfg.vectors, r->cfg.vectors - 1);
+                 "vector '%s' is out of range: region %s has %u vector(s), 0..%u", vec, r->cfg.name,
+                 r->cfg.vectors, r->cfg.vectors - 1);
         return;
     }
     if (px_ivsrv_notify(r->srv, p->id, v) != PX_OK) {
@@ -1085,8 +1077,8 @@ void px_shmsvc_tool(px_shmsvc *s, const px_msg_tool *t, px_svc_reply *out)
             r = l->regs[k];
     if (!r) {
         out->code = PX_E_NOTFOUND;
-        snprintf(out->text, sizeof(out->text), "node %s: no ivshmem region %s in lab %s", s->io.self,
-                 net, lab);
+        snprintf(out->text, sizeof(out->text), "node %s: no ivshmem region %s in lab %s",
+                 s->io.self, net, lab);
         return;
     }
     if (strcmp(sub, "peers") == 0) {
