@@ -1130,9 +1130,10 @@ static void on_tick(uv_timer_t *t)
             continue;
         if (now - x->progress_ms >= s->tun.timeout_ms) {
             xfer_fail(x, PX_E_TIMEOUT,
-                      "%s of LD %u of pool %s (lab %s): pool node %s did not answer for %" PRIu64
-                      " s; is it up and reachable? (plexus nodes)",
-                      what(x), x->ld, x->pool, x->lab, x->node, (now - x->progress_ms) / 1000);
+                      "%s of LD %u of pool %s (lab %s): pool node %s did not answer for %.1f s; "
+                      "is it up and reachable? (plexus nodes)",
+                      what(x), x->ld, x->pool, x->lab, x->node,
+                      (double)(now - x->progress_ms) / 1000.0);
             continue;
         }
         resend(x, now);
