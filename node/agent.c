@@ -14,6 +14,7 @@
 #include "coordinator/topology.h"
 #include "node/accel.h"
 #include "node/can.h"
+#include "node/cxl.h"
 #include "node/eth.h"
 #include "node/shm.h"
 #include "fabric/core/fsutil.h"
@@ -94,13 +95,19 @@ static void send_register(px_node *n)
             n->n_labs);
 }
 
-static const char *row_state(const px_node_guest *g)
+static const char *row_state(const px_node *n, const px_node_lab *l, const px_node_guest *g)
 {
+    /* Stopped, but its CXL LDs are still being written back: the
+     * coordinator must not let them be unbound yet. */
+    if (g->g && px_node_cxl_busy(n, l, g))
+        return "stopping";
     return g->g ? px_guest_state_str(px_guest_get_state(g->g)) : g->state;
 }
 
-static const char *row_detail(const px_node_guest *g)
+static const char *row_detail(const px_node *n, const px_node_lab *l, const px_node_guest *g)
 {
+    if (g->g && px_node_cxl_busy(n, l, g))
+        return "writing its CXL LDs back to their pool";
     return g->g ? px_guest_detail(g->g) : g->detail;
 }
 
@@ -119,8 +126,8 @@ static void send_status(px_node *n, const char *lab, uint64_t epoch, const char 
         st->guests[st->n_guests++] = (px_guest_row){.name = px_str_c(l->guests[i].name),
                                                     .lab = px_str_c(l->name),
                                                     .host = px_str_c(n->name),
-                                                    .state = px_str_c(row_state(&l->guests[i])),
-                                                    .detail = px_str_c(row_detail(&l->guests[i]))};
+                                                    .state = px_str_c(row_state(n, l, &l->guests[i])),
+                                                    .detail = px_str_c(row_detail(n, l, &l->guests[i]))};
     send_msg(n, m);
 }
 
@@ -146,6 +153,7 @@ static void lab_drop(px_node *n, uint32_t idx)
     px_node_can_remove(n, l->name);
     px_node_eth_remove(n, l->name);
     px_node_shm_remove(n, l->name);
+    px_node_cxl_remove(n, l->name);
     px_rm_tree(l->dir);
     px_topo_free(l->topo);
     free(l->guests);
@@ -191,14 +199,22 @@ static void lab_check_stopped(px_node *n, px_node_lab *l)
 
 static void on_guest_change(px_guest *g, void *ud)
 {
-    (void)g;
     px_node_lab *l = ud;
     px_node *n = l->node;
     if (l->stopping) {
         lab_check_stopped(n, l);
         return;
     }
+    for (uint32_t i = 0; i < l->n_guests; i++)
+        if (l->guests[i].g == g)
+            px_node_cxl_guest_changed(n, l, &l->guests[i]);
     if (l->ready)
+        send_status(n, l->name, l->epoch, "applied", NULL, l);
+}
+
+void px_node_lab_changed(px_node *n, px_node_lab *l)
+{
+    if (l->ready && !l->stopping)
         send_status(n, l->name, l->epoch, "applied", NULL, l);
 }
 
@@ -233,13 +249,18 @@ static void lab_start_guests(px_node *n, px_node_lab *l)
             continue;
         }
         px_errmsg em = {{0}};
+        px_qemu_cfg cxl = {0};
+        if (!px_node_cxl_ready(n, l, ng, &cxl))
+            continue; /* its CXL LDs are on their way to this host */
         px_guest_opts go = {.topo = l->topo,
                             .index = ng->index,
                             .qemu = {.qemu = n->opts.qemu,
                                      .rundir = l->dir,
                                      .image_dir = n->opts.image_dir,
                                      .can_shim = n->opts.can_shim,
-                                     .accel = accel},
+                                     .accel = accel,
+                                     .cxl_lds = cxl.cxl_lds,
+                                     .n_cxl_lds = cxl.n_cxl_lds},
                             .stop_timeout_ms = n->opts.stop_timeout_ms,
                             .on_change = on_guest_change,
                             .ud = l};
@@ -257,6 +278,12 @@ static void lab_start_guests(px_node *n, px_node_lab *l)
         if (px_guest_adopt(ng->g) == PX_E_NOTFOUND)
             px_guest_start(ng->g);
     }
+}
+
+void px_node_lab_start(px_node *n, px_node_lab *l)
+{
+    if (l->ready && !l->stopping)
+        lab_start_guests(n, l);
 }
 
 static void accel_known(bool kvm, const char *why, void *ud)
@@ -416,6 +443,15 @@ static void apply_plan(px_node *n, const px_msg_plan *p)
         send_status(n, lab, p->epoch, "failed", err_text, NULL);
         return;
     }
+    /* CXL: pools homed here, the LDs of this node's guests copied here
+     * before they start. */
+    if (px_node_cxl_apply(n, l, p, &em) != PX_OK) {
+        snprintf(err_text, sizeof(err_text), "CXL: %s", em.text);
+        PX_WARN("node", "lab's CXL memory cannot be set up", "lab=%s detail=\"%s\"", lab,
+                em.text);
+        send_status(n, lab, p->epoch, "failed", err_text, NULL);
+        return;
+    }
     lab_start_guests(n, l);
     l->ready = true;
     PX_INFO("node", "plan applied", "lab=%s epoch=%llu guests=%u nets=%u peers=%u", lab,
@@ -537,6 +573,8 @@ static void data_msg(void *ud, const px_peer *from, const px_msg *m)
         px_ethsvc_on_msg(n->eth, from, &m->body.eth);
     else if (m->env.type == PX_MSG_SHM && n->shm)
         px_shmsvc_on_msg(n->shm, from, &m->body.shm);
+    else if (m->env.type == PX_MSG_CXL)
+        px_node_cxl_msg(n, from, &m->body.cxl);
     else
         px_node_can_msg(ud, from, m);
 }
@@ -713,6 +751,8 @@ px_err px_node_start(px_node *n, uv_loop_t *loop, const px_node_opts *opts, px_e
     err = px_node_eth_start(n, em);
     if (!err)
         err = px_node_shm_start(n, em);
+    if (!err)
+        err = px_node_cxl_start(n, em);
     if (err)
         goto fail_data;
     px_mesh_set_handler(&n->mesh, data_msg, n);
@@ -767,6 +807,10 @@ fail_data:
         px_shmsvc_close(n->shm, mesh_closed, n);
         n->shm = NULL;
     }
+    if (n->cxlst) {
+        n->pending_close++;
+        px_node_cxl_close(n, mesh_closed, n);
+    }
     px_chan_close(n->data, chan_closed, n);
     uv_run(loop, UV_RUN_DEFAULT);
     goto fail_scratch;
@@ -791,13 +835,14 @@ void px_node_stop(px_node *n)
         lab_drop(n, n->n_labs - 1);
     uv_timer_stop(&n->hb);
     uv_close((uv_handle_t *)&n->hb, NULL);
-    n->pending_close = 6;
+    n->pending_close = 7;
     px_cansvc_close(n->can, mesh_closed, n);
     n->can = NULL;
     px_ethsvc_close(n->eth, mesh_closed, n);
     n->eth = NULL;
     px_shmsvc_close(n->shm, mesh_closed, n);
     n->shm = NULL;
+    px_node_cxl_close(n, mesh_closed, n);
     px_mesh_close(&n->mesh, mesh_closed, n);
     px_chan_close(n->ctl, chan_closed, n);
     px_chan_close(n->data, chan_closed, n);

@@ -88,6 +88,7 @@ typedef struct px_node {
     struct px_cansvc *can; /* CAN buses (fabric/can-bus/service.h) */
     struct px_ethsvc *eth; /* Ethernet segments (fabric/eth-hub/service.h) */
     struct px_shmsvc *shm; /* ivshmem regions (fabric/shm/service.h) */
+    struct px_node_cxl *cxlst; /* CXL pools and LDs (node/cxl.h) */
     uv_timer_t hb;
     px_node_opts opts;
     char name[64];
@@ -125,5 +126,11 @@ void px_node_fini(px_node *n);
 /* What the node's fabric services send and admit through
  * (fabric/core/svcio.h): the mesh, the data-plane server, its keys. */
 void px_node_svc_io(px_node *n, px_svc_io *io);
+
+/* Start the guests of l that can start now (after their CXL LDs arrived). */
+void px_node_lab_start(px_node *n, px_node_lab *l);
+/* Tell the coordinator about l's guests again (a state only the node
+ * knows changed). */
+void px_node_lab_changed(px_node *n, px_node_lab *l);
 
 #endif

@@ -1,0 +1,48 @@
+/* plexus-node — CXL memory for this node's guests (docs/cxl.md).
+ *
+ * The plan carries the lab's CXL bindings (the coordinator's FM state).
+ * This node:
+ *   - holds the pools of every CXL switch it is the home of
+ *     (LABDIR/cxl/POOL/ld<K>.mem|.lsa, fabric/cxl-switch/ldsvc.h): they
+ *     outlive a restart of the node;
+ *   - before a guest starts, materialises each LD bound to it: a guest on
+ *     the pool's node uses the pool's files, one elsewhere gets a local
+ *     copy (only non-zero chunks travel); the guest is held in state
+ *     defined ("copying CXL LDs") until they are there;
+ *   - when a guest stops or fails, and every PX_NODE_CXL_CHECKPOINT_MS while
+ *     it runs, writes the chunks that changed back to the pool; the guest
+ *     reads as "stopping" until a stop's write-back is done, so the
+ *     coordinator does not let its LDs be unbound before;
+ *   - a guest whose bindings changed runs on with what it started with and
+ *     gets the new ones at its next start (after it stops or fails).
+ */
+#ifndef PX_NODE_CXL_H
+#define PX_NODE_CXL_H
+
+#include <stdbool.h>
+
+#include "node/agent.h"
+#include "node/qemu_cmd.h"
+
+#define PX_NODE_CXL_CHECKPOINT_MS 30000u
+
+px_err px_node_cxl_start(px_node *n, px_errmsg *em);
+px_err px_node_cxl_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_errmsg *em);
+void px_node_cxl_remove(px_node *n, const char *lab);
+
+/* May guest ng start now? True with cfg->cxl_lds / n_cxl_lds filled (valid
+ * until the next apply or remove) when every LD bound to it is on this
+ * host (or it has none); false while they are being copied (ng's state and
+ * detail say so; the node starts it when they are there). */
+bool px_node_cxl_ready(px_node *n, px_node_lab *l, px_node_guest *ng, px_qemu_cfg *cfg);
+
+/* ng's guest changed state: a stop or failure writes its LDs back. */
+void px_node_cxl_guest_changed(px_node *n, px_node_lab *l, px_node_guest *ng);
+
+/* A write-back of ng's LDs after a stop is still running. */
+bool px_node_cxl_busy(const px_node *n, const px_node_lab *l, const px_node_guest *ng);
+
+void px_node_cxl_msg(px_node *n, const px_peer *from, const px_msg_cxl *m);
+void px_node_cxl_close(px_node *n, void (*done)(void *ud), void *ud);
+
+#endif
