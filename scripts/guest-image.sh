@@ -44,7 +44,7 @@ MODULES_EXTRA=(vcan slcan sja1000_isa)
 CTUCANFD=${PLEXUS_GUEST_CTUCANFD:-1}
 CTUCANFD_SRC=(ctucanfd.h ctucanfd_base.c ctucanfd_kframe.h ctucanfd_kregs.h ctucanfd_pci.c)
 CTUCANFD_RECIPE=1 # bump when build_ctucanfd changes what it builds: keys its cache
-TOOLS=(pxcan pxpoke pxivshmem)
+TOOLS=(pxcan pxpoke pxivshmem pxcxl)
 CFLAGS=(-static -O2 -s -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
   -Wmissing-prototypes)
 
@@ -382,7 +382,7 @@ modnames() { sed 's|.*/||; s|\.ko$||; s|-|_|g' "$1" | tr '\n' ' ' | sed 's/ $//'
   built) echo "ctucanfd: built out of tree against linux-headers-$kver $kpkg_ver (lib/modules/$kver/extra)" ;;
   *) echo "ctucanfd: $ctucanfd_state" ;;
   esac
-  echo "tools: ${TOOLS[*]} pxcxl (sh)"
+  echo "tools: ${TOOLS[*]}"
   echo "inputs-sha256: $hash"
 } >"$root/etc/plexus/manifest"
 

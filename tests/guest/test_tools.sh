@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test_tools.sh: the guest tools' host-side checks, no QEMU and no AF_CAN
-# needed: builds pxcan, pxpoke and pxivshmem the way scripts/guest-image.sh
-# does, then checks pxcan's frame parser and printer (`pxcan print`), pxpoke
-# on a plain file (-f) and pxivshmem on a fake ivshmem device made of plain
-# files (-S). Prints "N passed, N failed"; exits non-zero on a failure.
+# needed: builds pxcan, pxpoke, pxivshmem and pxcxl the way
+# scripts/guest-image.sh does, then checks pxcan's frame parser and printer
+# (`pxcan print`), pxpoke on a plain file (-f), pxivshmem on a fake ivshmem
+# device made of plain files (-S) and pxcxl on a fake CXL sysfs tree (-S).
+# Prints "N passed, N failed"; exits non-zero on a failure.
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -12,7 +13,7 @@ trap 'rm -rf "$tmp"' EXIT
 passed=0
 failed=0
 
-for t in pxcan pxpoke pxivshmem; do
+for t in pxcan pxpoke pxivshmem pxcxl; do
   if ! gcc -static -O2 -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
     -Wmissing-prototypes -o "$tmp/$t" "$repo/tests/guest/tools/$t.c"; then
     echo "FAIL: building $t"
@@ -23,6 +24,7 @@ done
 pxcan=$tmp/pxcan
 pxpoke=$tmp/pxpoke
 pxivshmem=$tmp/pxivshmem
+pxcxl=$tmp/pxcxl
 
 # expect DESCRIPTION WANT_RC WANT_STDOUT COMMAND...
 expect() {
@@ -168,6 +170,146 @@ expect "no MSI-X capability" 1 "" iv -d 00:05.0 arm
 expect "no capability list" 1 "" iv -d 00:05.0 pending
 truncate -s 8 "$pci/0000:00:05.0/resource0"
 expect "BAR0 too small" 1 "" iv -d 00:05.0 info
+
+# pxcxl on a fake CXL sysfs tree shaped like Linux 6.1's under QEMU 7.2
+# (plain files, and symlinks where the kernel has them): root0 with windows
+# decoder0.0 (bridge 64) and decoder0.1 (bridge 68); mem0 behind bridge 68
+# (port1, whose uport is the ACPI0016 device root0/dport68 names), so the
+# right window is the second; mem1 behind bridge 64 with region5 already;
+# mem2 without an endpoint (cxl_mem not bound). The "kernel" made region0
+# under decoder0.1 in advance: nothing here reacts to writes.
+sys=$tmp/sys
+cxlfake() {
+  local P=$sys/devices/platform/ACPI0017:00 R pci d
+  R=$P/root0
+  mkdir -p "$sys/bus/cxl/devices" "$sys/bus/cxl/drivers/cxl_region" "$sys/devices/LNXSYSTM:00/LNXSYBUS:00/ACPI0016:00" \
+    "$sys/devices/LNXSYSTM:00/LNXSYBUS:00/ACPI0016:01"
+  : >"$sys/bus/cxl/drivers/cxl_region/bind"
+  : >"$sys/bus/cxl/drivers/cxl_region/unbind"
+  mkdir -p "$R/decoder0.0" "$R/decoder0.1" "$R/port1/endpoint3/decoder3.0" "$R/port2/endpoint4/decoder4.0"
+  ln -s ../../LNXSYSTM:00/LNXSYBUS:00/ACPI0016:01 "$R/dport64"
+  ln -s ../../LNXSYSTM:00/LNXSYBUS:00/ACPI0016:00 "$R/dport68"
+  ln -s ../../../LNXSYSTM:00/LNXSYBUS:00/ACPI0016:00 "$R/port1/uport"
+  ln -s ../../../LNXSYSTM:00/LNXSYBUS:00/ACPI0016:01 "$R/port2/uport"
+  for d in 0.0:64:0x110000000:region6 0.1:68:0x120000000:region0; do
+    IFS=: read -r n t start next <<<"$d"
+    d=$R/decoder$n
+    echo "$next" >"$d/create_pmem_region"
+    : >"$d/delete_region"
+    echo 1 >"$d/interleave_ways"
+    echo 256 >"$d/interleave_granularity"
+    echo "$t" >"$d/target_list"
+    echo "$start" >"$d/start"
+    echo 0x10000000 >"$d/size"
+  done
+  for m in 0:44:1:3 1:40:2:4 2:48::; do
+    IFS=: read -r n bus port ep <<<"$m"
+    pci=$sys/devices/pci0000:$bus/0000:$bus:00.0/0000:$((bus + 1)):00.0/mem$n
+    mkdir -p "$pci/pmem"
+    echo 0x10000000 >"$pci/pmem/size"
+    echo 4096 >"$pci/label_storage_size"
+    ln -s "../../../devices/pci0000:$bus/0000:$bus:00.0/0000:$((bus + 1)):00.0/mem$n" \
+      "$sys/bus/cxl/devices/mem$n"
+    [ -n "$ep" ] || continue
+    ln -s "../../../../../pci0000:$bus/0000:$bus:00.0/0000:$((bus + 1)):00.0/mem$n" \
+      "$R/port$port/endpoint$ep/uport"
+    d=$R/port$port/endpoint$ep/decoder$ep.0
+    echo 0x0000000000000000 >"$d/dpa_size"
+    echo none >"$d/mode"
+    : >"$d/region"
+    ln -s "../../../devices/platform/ACPI0017:00/root0/port$port/endpoint$ep" \
+      "$sys/bus/cxl/devices/endpoint$ep"
+    ln -s "../../../devices/platform/ACPI0017:00/root0/port$port/endpoint$ep/decoder$ep.0" \
+      "$sys/bus/cxl/devices/decoder$ep.0"
+  done
+  for r in 0.1:region0:0x120000000 0.0:region5:0x110000000; do
+    IFS=: read -r n name start <<<"$r"
+    d=$R/decoder$n/$name
+    mkdir -p "$d"
+    for f in interleave_ways interleave_granularity uuid size target0; do : >"$d/$f"; done
+    echo 0 >"$d/commit"
+    echo "$start" >"$d/resource"
+    ln -s "../../../devices/platform/ACPI0017:00/root0/decoder$n/$name" "$sys/bus/cxl/devices/$name"
+  done
+  # region5 is mem1's, committed and bound
+  echo 268435456 >"$R/decoder0.0/region5/size"
+  echo decoder4.0 >"$R/decoder0.0/region5/target0"
+  echo 1 >"$R/decoder0.0/region5/commit"
+  echo region5 >"$R/port2/endpoint4/decoder4.0/region"
+  echo 0x10000000 >"$R/port2/endpoint4/decoder4.0/dpa_size"
+  ln -s ../../../../../../bus/cxl/drivers/cxl_region "$R/decoder0.0/region5/driver"
+  for d in root0 port1 port2 decoder0.0 decoder0.1; do
+    local rel=root0
+    [ "$d" = root0 ] || rel=root0/$d
+    ln -s "../../../devices/platform/ACPI0017:00/$rel" "$sys/bus/cxl/devices/$d"
+  done
+}
+cxlfake
+R=$sys/devices/platform/ACPI0017:00/root0
+cx() { "$pxcxl" -S "$sys" "$@"; }
+attr() { cat "$1"; }
+
+expect "list" 0 "memdev mem0 pmem 268435456 lsa 4096 bridge 68 decoder decoder3.0 region -
+memdev mem1 pmem 268435456 lsa 4096 bridge 64 decoder decoder4.0 region region5
+memdev mem2 pmem 268435456 lsa 4096 bridge - decoder - region -
+window decoder0.0 hpa 0x110000000 size 268435456 bridges 64
+window decoder0.1 hpa 0x120000000 size 268435456 bridges 68
+region region0 hpa 0x120000000 size 0 memdev - commit 0 driver -
+region region5 hpa 0x110000000 size 268435456 memdev mem1 commit 1 driver cxl_region" cx list
+expect "a memdev with a region names it" 0 "region region5 hpa 0x110000000 size 268435456" \
+  cx region mem1
+expect "a memdev without an endpoint" 1 "" cx region mem2
+expect "no such memdev" 1 "" cx region mem9
+expect "region: the first memdev without one" 0 "region region0 hpa 0x120000000 size 268435456" \
+  cx region
+expect "the window of mem0's bridge made it" 0 "region0" attr "$R/decoder0.1/create_pmem_region"
+expect "not the other window" 0 "region6" attr "$R/decoder0.0/create_pmem_region"
+expect "1-way" 0 "1" attr "$R/decoder0.1/region0/interleave_ways"
+expect "the window's granularity" 0 "256" attr "$R/decoder0.1/region0/interleave_granularity"
+expect "a v4 uuid" 0 "ok" bash -c "grep -qxE '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}' \
+  '$R/decoder0.1/region0/uuid' && echo ok"
+expect "decoder mode" 0 "pmem" attr "$R/port1/endpoint3/decoder3.0/mode"
+expect "decoder DPA: all of mem0's pmem" 0 "268435456" attr "$R/port1/endpoint3/decoder3.0/dpa_size"
+expect "region size" 0 "268435456" attr "$R/decoder0.1/region0/size"
+expect "target0" 0 "decoder3.0" attr "$R/decoder0.1/region0/target0"
+expect "committed" 0 "1" attr "$R/decoder0.1/region0/commit"
+expect "bound to cxl_region" 0 "region0" attr "$sys/bus/cxl/drivers/cxl_region/bind"
+expect "nothing deleted" 0 "" attr "$R/decoder0.1/delete_region"
+# delete: unbind (when bound), decommit, detach, free the DPA, delete
+ln -s ../../../../../../bus/cxl/drivers/cxl_region "$R/decoder0.1/region0/driver"
+expect "delete" 0 "deleted region0" cx delete region0
+expect "delete: unbound" 0 "region0" attr "$sys/bus/cxl/drivers/cxl_region/unbind"
+expect "delete: decommitted" 0 "0" attr "$R/decoder0.1/region0/commit"
+expect "delete: detached" 0 "" attr "$R/decoder0.1/region0/target0"
+expect "delete: DPA freed" 0 "0" attr "$R/port1/endpoint3/decoder3.0/dpa_size"
+expect "delete: deleted" 0 "region0" attr "$R/decoder0.1/delete_region"
+expect "delete: no such region" 1 "" cx delete region9
+# A step the kernel refuses (commit cannot be written): what was done is
+# undone in reverse order, and the tool says which write failed.
+rm -f "$R/decoder0.1/region0/driver" "$R/decoder0.1/delete_region" "$sys/bus/cxl/drivers/cxl_region/bind"
+: >"$R/decoder0.1/delete_region"
+: >"$sys/bus/cxl/drivers/cxl_region/bind"
+rm "$R/decoder0.1/region0/commit"
+mkdir "$R/decoder0.1/region0/commit"
+echo region0 >"$R/decoder0.1/create_pmem_region"
+expect "a refused commit fails" 1 "" cx region mem0
+cp "$tmp/err" "$tmp/err.commit"
+expect "the failing write is named" 0 "ok" \
+  bash -c "grep -q \"writing '1' to .*/region0/commit: Is a directory\" '$tmp/err.commit' && echo ok"
+expect "undo: detached" 0 "" attr "$R/decoder0.1/region0/target0"
+expect "undo: DPA freed" 0 "0" attr "$R/port1/endpoint3/decoder3.0/dpa_size"
+expect "undo: region deleted" 0 "region0" attr "$R/decoder0.1/delete_region"
+expect "undo: not bound" 0 "" attr "$sys/bus/cxl/drivers/cxl_region/bind"
+# A window smaller than the memdev's pmem is refused before any write.
+echo 0x8000000 >"$R/decoder0.1/size"
+: >"$R/decoder0.1/delete_region"
+expect "window too small" 1 "" cx region mem0
+expect "window too small: nothing written" 0 "" attr "$R/decoder0.1/delete_region"
+expect "usage: no command" 2 "" cx
+expect "usage: unknown command" 2 "" cx frobnicate
+expect "usage: a path as memdev" 2 "" cx region ../mem0
+expect "usage: too many" 2 "" cx region mem0 mem1
+expect "no CXL in sysfs" 1 "" "$pxcxl" -S "$tmp/nonexistent" list
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
