@@ -37,6 +37,7 @@ typedef struct ngst {
     uint32_t fetching, writing; /* in flight */
     bool stop_wb;               /* a stop's write-back runs */
     bool ran;                   /* was running: its next stop writes back */
+    bool hold;                  /* stopped with its LDs unbound: not started until a bind */
     px_qemu_cxl_ld q[PX_QEMU_CXL_VPPBS * 32];
 } ngst;
 
@@ -185,6 +186,7 @@ typedef struct cbctx {
 } cbctx;
 
 static void guest_ready(px_node *n, const char *lab, const char *guest);
+static void restart_stale(px_node *n, px_node_lab *nl, px_node_guest *ng, ngst *g);
 
 static void fetched(void *ud, px_err err, const char *msg)
 {
@@ -323,6 +325,7 @@ px_err px_node_cxl_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_er
                 g->next = NULL;
                 g->n_next = 0;
             }
+            restart_stale(n, l, ng, g); /* stopped: now */
             continue;
         }
         for (uint32_t k = 0; k < g->n; k++)
@@ -331,6 +334,11 @@ px_err px_node_cxl_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_er
         free(g->lds);
         g->lds = copy;
         g->n = nw;
+        if (g->hold && nw) { /* a bind starts a guest its unbind stopped */
+            g->hold = false;
+            snprintf(ng->state, sizeof(ng->state), "defined");
+            ng->detail[0] = '\0';
+        }
         materialise(n, l, g);
     }
     return PX_OK;
@@ -346,6 +354,8 @@ bool px_node_cxl_ready(px_node *n, px_node_lab *l, px_node_guest *ng, px_qemu_cf
     ngst *g = cl ? guest_of(cl, ng->name, false) : NULL;
     if (!g)
         return true;
+    if (g->hold)
+        return false; /* state and detail say why */
     if (g->fetching || g->writing) {
         snprintf(ng->state, sizeof(ng->state), "defined");
         snprintf(ng->detail, sizeof(ng->detail), "%s",
@@ -381,6 +391,51 @@ static void guest_ready(px_node *n, const char *lab, const char *guest)
     }
 }
 
+/* A stopped guest whose bindings changed starts again with its new LDs: a
+ * new QEMU command line, once they are on this host. */
+static void restart_stale(px_node *n, px_node_lab *nl, px_node_guest *ng, ngst *g)
+{
+    if (!g->stale || !ng->g || g->writing || g->stop_wb)
+        return;
+    px_guest_state st = px_guest_get_state(ng->g);
+    if (st != PX_GUEST_STOPPED && st != PX_GUEST_FAILED)
+        return;
+    /* Only a bind starts a stopped guest; after an unbind alone it stays
+     * stopped, with fewer LDs for whenever it starts. */
+    bool added = false;
+    for (uint32_t i = 0; i < g->n_next && !added; i++) {
+        added = true;
+        for (uint32_t k = 0; k < g->n && added; k++)
+            added = !same_lds(&g->next[i], 1, &g->lds[k], 1);
+    }
+    bool restart = added || st == PX_GUEST_FAILED;
+    PX_INFO("cxl", "new CXL bindings for a stopped guest", "lab=%s guest=%s lds=%u restart=%s",
+            nl->name, g->name, g->n_next, restart ? "yes" : "no");
+    px_guest_close(ng->g, NULL, NULL);
+    ng->g = NULL;
+    snprintf(ng->state, sizeof(ng->state), "defined");
+    ng->detail[0] = '\0';
+    for (uint32_t k = 0; k < g->n; k++)
+        if (g->lds[k].have_handle)
+            px_cxlld_forget(n->cxlst->ld, g->lds[k].handle);
+    free(g->lds);
+    g->lds = g->next;
+    g->n = g->n_next;
+    g->next = NULL;
+    g->n_next = 0;
+    g->stale = false;
+    g->ran = false;
+    if (!restart) {
+        g->hold = true; /* defined, not started, until a bind */
+        snprintf(ng->state, sizeof(ng->state), "stopped");
+        snprintf(ng->detail, sizeof(ng->detail), "its CXL LDs were unbound; a bind starts it");
+        return;
+    }
+    materialise(n, nl, g);
+    if (!g->fetching)
+        px_node_lab_start(n, nl);
+}
+
 static void written(void *ud, px_err err, const char *msg)
 {
     cbctx *cb = ud;
@@ -395,28 +450,8 @@ static void written(void *ud, px_err err, const char *msg)
         PX_INFO("cxl", "LDs written back", "lab=%s guest=%s", cb->lab, cb->guest);
         px_node_lab *nl = node_lab(n, cb->lab);
         px_node_guest *ng = nl ? node_guest(nl, cb->guest) : NULL;
-        if (nl && ng && g->stale && ng->g) {
-            /* Its next start has other LDs: a new QEMU command line. */
-            px_guest_state st = px_guest_get_state(ng->g);
-            if (st == PX_GUEST_STOPPED || st == PX_GUEST_FAILED) {
-                px_guest_close(ng->g, NULL, NULL);
-                ng->g = NULL;
-                snprintf(ng->state, sizeof(ng->state), "defined");
-                ng->detail[0] = '\0';
-                for (uint32_t k = 0; k < g->n; k++)
-                    if (g->lds[k].have_handle)
-                        px_cxlld_forget(n->cxlst->ld, g->lds[k].handle);
-                free(g->lds);
-                g->lds = g->next;
-                g->n = g->n_next;
-                g->next = NULL;
-                g->n_next = 0;
-                g->stale = false;
-                materialise(n, nl, g);
-                if (!g->fetching)
-                    px_node_lab_start(n, nl);
-            }
-        }
+        if (nl && ng)
+            restart_stale(n, nl, ng, g);
         if (nl)
             px_node_lab_changed(n, nl);
     }

@@ -14,7 +14,10 @@
  *     reads as "stopping" until a stop's write-back is done, so the
  *     coordinator does not let its LDs be unbound before;
  *   - a guest whose bindings changed runs on with what it started with and
- *     gets the new ones at its next start (after it stops or fails).
+ *     gets the new ones at its next start: after it stops or fails (and
+ *     its LDs are written back) its node starts it again with a new QEMU
+ *     command line once the new LDs are on this host - also a guest that
+ *     had stopped for good (restart: no): binding it an LD starts it.
  */
 #ifndef PX_NODE_CXL_H
 #define PX_NODE_CXL_H

@@ -285,3 +285,56 @@ class IvshmemPeer:
             self.mem.close()
             self.mem = None
         self.sock.close()
+
+
+class GuestShell:
+    """The shell on a local-mode guest's serial console (its socket
+    LABDIR/c<INDEX>.sock, as `plexus console` uses it): a command typed
+    there and its exit status, read back from the console log."""
+
+    def __init__(self, lab, host, guest, index):
+        self.lab, self.host, self.guest, self.index = lab, host, guest, index
+
+    def log(self):
+        return guest_log(self.lab, self.host, self.guest)
+
+    def type(self, line):
+        import socket
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(lab_dir(self.lab, self.host) / f"c{self.index}.sock"))
+        try:
+            s.sendall(line.encode() + b"\r")
+            time.sleep(0.2)  # let QEMU take the line before the socket closes
+        finally:
+            s.close()
+
+    def run(self, command, timeout=30):
+        """(exit status, what the command printed)."""
+        tag = f"PXS{time.monotonic_ns() % 10000000}"
+        start = len(self.log())
+        self.type(f"{command}; echo {tag}=$?")
+        pat = re.compile(rf"^{tag}=(\d+)", re.M)
+        out = wait_until(f"{self.guest} to answer {command!r} on its console",
+                         lambda: (t := self.log()[start:]) and pat.search(t) and t,
+                         timeout=timeout, interval=0.1)
+        m = pat.search(out)
+        return int(m.group(1)), out[:m.start()]
+
+    def ok(self, command, timeout=30):
+        st, out = self.run(command, timeout)
+        assert st == 0, f"{self.guest}: {command} -> {st}\n{out}"
+        return out
+
+    def wait_ready(self, boots=1, timeout=120):
+        """Until the guest has booted `boots` times (counting in its console
+        log) and its shell answers."""
+        mark = f"PLEXUS-GUEST-READY name={self.guest}"
+        wait_until(f"{self.guest} to boot", lambda: self.log().count(mark) >= boots,
+                   timeout=timeout, interval=0.5)
+
+        def answers():
+            try:
+                return self.run("true", 10)[0] == 0
+            except AssertionError:
+                return False
+        wait_until(f"{self.guest}'s shell", answers, timeout=60, interval=0)
