@@ -13,6 +13,7 @@
 #include "coord.h"
 #include "fabric/core/log.h"
 #include "fabric/cxl-switch/switch.h"
+#include "fabric/core/text.h"
 
 /* The guest on upstream port `vcs` of switch `sw` (topology indices), or
  * PX_TOPO_NONE. */
@@ -135,31 +136,6 @@ void px_lab_cxl_plan(const px_lab *lab, px_msg_plan *p)
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static bool unhex(px_str s, uint8_t *out, size_t cap, size_t *len)
-{
-    if (s.len % 2 || s.len / 2 > cap)
-        return false;
-    for (size_t i = 0; i < s.len / 2; i++) {
-        int hi = hexval(s.ptr[2 * i]), lo = hexval(s.ptr[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    *len = s.len / 2;
-    return true;
-}
-
 /* Unbinding a vPPB of a guest that runs would pull memory from under it
  * (QEMU 7.2 cannot hot-remove a cxl-type3): the guest must be stopped, so
  * that its node has written the LD's data back. A bind is fine: it takes
@@ -208,7 +184,8 @@ static void fm_command(px_coord *c, px_lab *lab, const px_msg_tool *t, char *tex
     uint8_t req[4096], rsp[PX_CXLSW_MSG_MAX];
     size_t rlen = 0, qlen = 0;
     uint16_t port = PX_CXLSW_PORT_SWITCH;
-    if (strcmp(sub, "fm") != 0 || t->n_args != 4 || !unhex(t->args[3], req, sizeof(req), &qlen)) {
+    if (strcmp(sub, "fm") != 0 || t->n_args != 4 ||
+        !px_hex_decode(t->args[3].ptr, t->args[3].len, req, sizeof(req), &qlen)) {
         *code = PX_E_PROTO;
         snprintf(text, tcap, "cxl: expected \"fm\" TARGET HEX (a CCI request) for switch %s", net);
         return;
@@ -251,11 +228,15 @@ static void fm_command(px_coord *c, px_lab *lab, const px_msg_tool *t, char *tex
                 px_lab_send_plan(c, lab, h);
         }
     }
-    size_t off = (size_t)snprintf(json, jcap, "{\"switch\":\"%s\",\"rsp\":\"", net);
-    for (size_t i = 0; i < rlen && off + 3 < jcap; i++)
-        off += (size_t)snprintf(json + off, jcap - off, "%02x", rsp[i]);
-    if (off + 3 < jcap)
-        snprintf(json + off, jcap - off, "\"}");
+    char hex[2 * sizeof(rsp) + 1];
+    px_hex_encode(rsp, rlen, hex, sizeof(hex));
+    if ((size_t)snprintf(json, jcap, "{\"switch\":\"%s\",\"rsp\":\"%s\"}", net, hex) >= jcap) {
+        json[0] = '\0';
+        *code = PX_E_TOOBIG;
+        snprintf(text, tcap,
+                 "the response to that request does not fit one reply; ask for fewer "
+                 "items");
+    }
 }
 
 /* `cxl list`: the lab's switches, their pools (name, physical port, LDs)

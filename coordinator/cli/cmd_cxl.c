@@ -16,6 +16,7 @@
 #include "fabric/cxl-switch/fmapi.h"
 #include "fabric/cxl-switch/switch.h"
 #include "toolctx.h"
+#include "fabric/core/text.h"
 
 static const char help_cxl[] =
     "usage: plexus [--json] cxl COMMAND [ARGS] [--lab LAB]\n"
@@ -63,15 +64,6 @@ typedef struct fmctx {
     px_cci_hdr h;
 } fmctx;
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* A TOOL {net, "cxl", sub, args}; the reply's JSON parsed into *out. */
 static int tool(fmctx *f, const char *net, const char *sub, char *const *args, uint32_t n,
                 json_t **out)
@@ -109,21 +101,18 @@ static int fm(fmctx *f, const char *sw, const char *target, uint16_t opcode, con
         return px_cli_fail(f->x.cli, f->x.cmd, NULL, "cannot encode the %s request",
                            px_fm_opcode_name(opcode));
     char hex[2 * sizeof(req) + 1];
-    for (size_t i = 0; i < qlen; i++)
-        snprintf(hex + 2 * i, 3, "%02x", req[i]);
+    px_hex_encode(req, qlen, hex, sizeof(hex));
     char *args[2] = {(char *)target, hex};
     json_t *o = NULL;
     int rc = tool(f, sw, "fm", args, 2, &o);
     if (rc)
         return rc;
     const char *rh = json_string_value(json_object_get(o, "rsp"));
-    size_t n = rh ? strlen(rh) / 2 : 0;
-    for (size_t i = 0; rh && i < n && i < sizeof(f->rsp); i++) {
-        int hi = hexval(rh[2 * i]), lo = hexval(rh[2 * i + 1]);
-        f->rsp[i] = (uint8_t)((hi < 0 ? 0 : hi) << 4 | (lo < 0 ? 0 : lo));
-    }
-    f->rsp_len = n < sizeof(f->rsp) ? n : sizeof(f->rsp);
+    bool good = rh && px_hex_decode(rh, strlen(rh), f->rsp, sizeof(f->rsp), &f->rsp_len);
     json_decref(o);
+    if (!good)
+        return px_cli_fail(f->x.cli, f->x.cmd, NULL,
+                           "the coordinator's answer holds no CCI response");
     px_errmsg em = {{0}};
     if (px_cci_decode(f->rsp, f->rsp_len, &f->h, &em) != PX_OK)
         return px_cli_fail(f->x.cli, f->x.cmd, NULL, "bad CCI response to %s: %s",

@@ -11,6 +11,7 @@
 
 #include "fabric/can-bus/canfmt.h"
 #include "fabric/can-bus/timing.h"
+#include "fabric/core/text.h"
 
 static const char hexdig[] = "0123456789ABCDEF";
 
@@ -26,17 +27,6 @@ typedef struct cur {
 static size_t col(const cur *c)
 {
     return c->base + c->i + 1;
-}
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
 }
 
 /* Printable rendering of one input character for messages. */
@@ -63,7 +53,7 @@ static px_err parse_id(cur *c, px_can_frame *f, px_errmsg *em)
     uint32_t v = 0;
     size_t start = c->i;
     while (c->i < c->n && c->s[c->i] != '#') {
-        int h = hexval(c->s[c->i]);
+        int h = px_hex_digit(c->s[c->i]);
         if (h < 0)
             return bad(c, em, "bad hex digit in CAN id");
         if (c->i - start == 8)
@@ -136,13 +126,13 @@ static px_err parse_data(cur *c, px_can_frame *f, unsigned max, px_errmsg *em)
         char ch = c->s[c->i];
         if (ch == '.') {
             c->i++;
-            if (c->i >= c->n || hexval(c->s[c->i]) < 0)
+            if (c->i >= c->n || px_hex_digit(c->s[c->i]) < 0)
                 return bad(c, em, "a '.' must be followed by a data byte");
             continue;
         }
         if (ch == '_' && max == PX_CAN_MAX_DLEN)
             return bad(c, em, "len8_dlc (_N) is not supported");
-        int hi = hexval(ch);
+        int hi = px_hex_digit(ch);
         if (hi < 0)
             return bad(c, em, "bad hex digit in data");
         if (len == max) {
@@ -154,7 +144,7 @@ static px_err parse_data(cur *c, px_can_frame *f, unsigned max, px_errmsg *em)
         c->i++;
         if (c->i >= c->n)
             return bad(c, em, "data byte needs two hex digits");
-        int lo = hexval(c->s[c->i]);
+        int lo = px_hex_digit(c->s[c->i]);
         if (lo < 0)
             return bad(c, em, "bad hex digit in data");
         c->i++;
@@ -175,7 +165,7 @@ static px_err parse_frame(cur *c, px_can_frame *f, px_errmsg *em)
         if (f->can_id & PX_CAN_ERR_FLAG)
             return bad(c, em, "error frames are classic CAN, not FD");
         c->i++;
-        int fl = c->i < c->n ? hexval(c->s[c->i]) : -1;
+        int fl = c->i < c->n ? px_hex_digit(c->s[c->i]) : -1;
         if (fl < 0)
             return bad(c, em, "CAN FD needs a hex flags nibble after ## (BRS 1, ESI 2)");
         if ((unsigned)fl & ~PX_CANFD_FLAGS)

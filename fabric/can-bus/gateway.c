@@ -1,5 +1,6 @@
 /* plexus — CAN gateway rules. See gateway.h. */
 #include "fabric/can-bus/gateway.h"
+#include "fabric/core/text.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -62,17 +63,6 @@ static px_err bad(px_errmsg *em, const char *kind, const char *s, size_t n, size
                          at + 1, c, why, forms);
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Up to maxd hex digits at s[*at..n); *at moves past them. Returns how
  * many, 0 when there are none or more than maxd (*at then points at the
  * first digit too many). */
@@ -80,10 +70,10 @@ static size_t hex_field(const char *s, size_t n, size_t *at, size_t maxd, uint32
 {
     uint32_t v = 0;
     size_t d = 0;
-    while (*at < n && hexval(s[*at]) >= 0) {
+    while (*at < n && px_hex_digit(s[*at]) >= 0) {
         if (d == maxd)
             return 0;
-        v = v << 4 | (uint32_t)hexval(s[*at]);
+        v = v << 4 | (uint32_t)px_hex_digit(s[*at]);
         (*at)++;
         d++;
     }
@@ -236,7 +226,7 @@ px_err px_cangw_parse_mod(const char *s, size_t n, px_cangw_mod *out, px_errmsg 
                                      : "SET gives an invalid len: 0..8");
     size_t nbytes = out->fd_form ? PX_CANFD_MAX_DLEN : PX_CAN_MAX_DLEN;
     for (size_t i = 0; i < nbytes; i++, at += 2) {
-        int hi = at < n ? hexval(s[at]) : -1, lo = at + 1 < n ? hexval(s[at + 1]) : -1;
+        int hi = at < n ? px_hex_digit(s[at]) : -1, lo = at + 1 < n ? px_hex_digit(s[at + 1]) : -1;
         if (hi < 0 || lo < 0)
             return mod_fail(out, em, s, n, hi < 0 ? at : at + 1,
                             out->fd_form ? "the data is exactly 128 hex digits"

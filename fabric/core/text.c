@@ -44,3 +44,40 @@ uint64_t px_net_key(const char *lab, const char *name)
     h = (h ^ 0u) * FNV64_PRIME;
     return fnv64(h, name);
 }
+
+int px_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+void px_hex_encode(const uint8_t *in, size_t n, char *out, size_t cap)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i = 0;
+    for (; i < n && 2 * i + 2 < cap; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    if (cap)
+        out[2 * i < cap ? 2 * i : cap - 1] = '\0';
+}
+
+bool px_hex_decode(const char *s, size_t len, uint8_t *out, size_t cap, size_t *n)
+{
+    if (len % 2 || len / 2 > cap)
+        return false;
+    for (size_t i = 0; i < len / 2; i++) {
+        int hi = px_hex_digit(s[2 * i]), lo = px_hex_digit(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    *n = len / 2;
+    return true;
+}

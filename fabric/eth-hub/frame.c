@@ -1,5 +1,6 @@
 /* Ethernet frame headers. See frame.h. */
 #include "frame.h"
+#include "fabric/core/text.h"
 
 #include <string.h>
 
@@ -72,23 +73,12 @@ void px_eth_mac_str(const uint8_t mac[6], char out[18])
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool px_eth_mac_parse(const char *s, uint8_t mac[6])
 {
     uint8_t m[PX_ETH_ALEN];
     for (int i = 0; i < PX_ETH_ALEN; i++) {
-        int hi = hexval(s[3 * i]);
-        int lo = hi < 0 ? -1 : hexval(s[3 * i + 1]);
+        int hi = px_hex_digit(s[3 * i]);
+        int lo = hi < 0 ? -1 : px_hex_digit(s[3 * i + 1]);
         if (lo < 0)
             return false;
         char sep = s[3 * i + 2];

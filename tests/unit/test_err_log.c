@@ -13,6 +13,7 @@
 
 #include "fabric/core/err.h"
 #include "fabric/core/log.h"
+#include "fabric/core/text.h"
 
 static void test_every_code_has_text_and_name(void **state)
 {
@@ -109,6 +110,32 @@ static void test_log_to_file_filters_and_formats(void **state)
     unlink(path);
 }
 
+/* fabric/core/text.h's hex helpers (MACs, CAN data, FM API messages). */
+static void test_hex(void **state)
+{
+    (void)state;
+    assert_int_equal(px_hex_digit('0'), 0);
+    assert_int_equal(px_hex_digit('a'), 10);
+    assert_int_equal(px_hex_digit('F'), 15);
+    assert_int_equal(px_hex_digit('g'), -1);
+    assert_int_equal(px_hex_digit('/'), -1);
+    const uint8_t in[] = {0x00, 0x7f, 0xa5, 0xff};
+    char hex[9];
+    px_hex_encode(in, 4, hex, sizeof(hex));
+    assert_string_equal(hex, "007fa5ff");
+    char small[6]; /* room for two bytes and the NUL */
+    px_hex_encode(in, 4, small, sizeof(small));
+    assert_string_equal(small, "007f");
+    uint8_t out[4];
+    size_t n = 0;
+    assert_true(px_hex_decode("007FA5ff", 8, out, sizeof(out), &n));
+    assert_int_equal(n, 4);
+    assert_memory_equal(out, in, 4);
+    assert_false(px_hex_decode("007", 3, out, sizeof(out), &n));         /* odd */
+    assert_false(px_hex_decode("0x", 2, out, sizeof(out), &n));          /* not hex */
+    assert_false(px_hex_decode("0011223344", 10, out, sizeof(out), &n)); /* too long */
+}
+
 static void test_log_setup_bad_path(void **state)
 {
     (void)state;
@@ -130,6 +157,7 @@ int main(void)
         cmocka_unit_test(test_level_parse),
         cmocka_unit_test(test_log_to_file_filters_and_formats),
         cmocka_unit_test(test_log_setup_bad_path),
+        cmocka_unit_test(test_hex),
     };
     return cmocka_run_group_tests_name("err_log", tests, NULL, NULL);
 }
