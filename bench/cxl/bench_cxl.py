@@ -21,6 +21,10 @@ usually do): the pool's LD on ha, the guest's copy on hb. Each round:
   copy          read()/write() of the pool's LD file into a new file in
                 128 KiB pieces (the peer: what materialising costs without a
                 network), and copy_file_range (what cp(1) does)
+  data plane    the same bytes over the same two channels without the
+                service and without files: small PROBE requests, a 128 KiB
+                PROBE answer each, as many in flight as the fetch's window
+                (what the transport alone costs: CurveZMQ, batching, wire)
   fetch         px_cxlld_fetch of the LD: 1 GiB of pseudo-random data, every
                 chunk travels
   wb_all        write-back after one byte changed in every 128 KiB chunk
@@ -117,7 +121,7 @@ def line(p, what):
     return s.strip()
 
 
-def drive(driver, hosts, base, size, rounds):
+def drive(driver, hosts, base, size, rounds, window):
     pool_dir, guest_dir = base / "ha", base / "hb"
     common = ["--size", str(size)]
     pp, lp = hosts.where["ha"]
@@ -127,6 +131,7 @@ def drive(driver, hosts, base, size, rounds):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     guest = subprocess.Popen([*pg, driver, "--role", "guest", "--name", "hb", "--dir", guest_dir,
                               "--pool-dir", pool_dir, "--rounds", str(rounds), "--listen", lg,
+                              "--window", str(window or 0),
                               *common], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=None, text=True)
     try:
@@ -172,6 +177,7 @@ def main():
     ap.add_argument("--rounds", type=int, help="rounds (default 3, --quick 1)")
     ap.add_argument("--dir", default="/dev/shm", help="where the files go (tmpfs)")
     ap.add_argument("--no-lab", action="store_true", help="both sides on 127.0.0.1, no lab")
+    ap.add_argument("--window", type=int, help="chunks in flight (default: the service's)")
     ap.add_argument("--json-out", help="write the driver's result to this file")
     a = ap.parse_args()
     build = Path(a.build).resolve()
@@ -186,7 +192,7 @@ def main():
     base = Path(tempfile.mkdtemp(prefix="plexus-bench-cxl-", dir=a.dir))
     try:
         with Hosts(build, not a.no_lab) as hosts:
-            res = drive(driver, hosts, base, size, rounds)
+            res = drive(driver, hosts, base, size, rounds, a.window)
             res["hosts"] = "dry-run lab, one network namespace per host" if hosts.lab \
                 else "127.0.0.1"
     finally:
@@ -195,12 +201,13 @@ def main():
         Path(a.json_out).write_text(json.dumps(res, indent=1) + "\n")
 
     med = {k: statistics.median(res[k]) for k in
-           ("copy", "copy_cfr", "fetch", "wb_all", "wb_10pct", "wb_none", "fetch_sparse")}
+           ("copy", "copy_cfr", "raw", "fetch", "wb_all", "wb_10pct", "wb_none", "fetch_sparse")}
     per = size / GIB
     copy = med["copy"]
     print(f"CXL LD data: {size >> 20} MiB LD, {rounds} round(s), medians; hosts: {res['hosts']}")
     print(f"{'':14} {'s/GiB':>8} {'GiB/s':>7} {'x copy':>7}")
-    for k, label in (("copy", "copy (r/w)"), ("copy_cfr", "copy (cp)"), ("fetch", "fetch"),
+    for k, label in (("copy", "copy (r/w)"), ("copy_cfr", "copy (cp)"),
+                     ("raw", "data plane"), ("fetch", "fetch"),
                      ("wb_all", "wb all"), ("wb_10pct", "wb 10%"), ("wb_none", "wb none"),
                      ("fetch_sparse", "fetch sparse")):
         t = med[k] / per

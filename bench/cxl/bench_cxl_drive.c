@@ -2,7 +2,7 @@
  *
  *   bench_cxl_drive --role pool  --name ha --dir DIR --size BYTES [--listen EP]
  *   bench_cxl_drive --role guest --name hb --dir DIR --pool-dir DIR --size BYTES
- *                   [--rounds N] [--listen EP]
+ *                   [--rounds N] [--window CHUNKS] [--listen EP]
  *
  * Each process is one host: a libuv loop, a plexus transport (CurveZMQ) with
  * a data-plane SERVER channel and a CLIENT channel to the other side's
@@ -63,6 +63,14 @@ typedef struct side {
     px_msg *in;
     uv_async_t quit;
     unsigned closing;
+    /* the raw row: PROBE requests and 128 KiB PROBE answers */
+    px_msg *out;
+    px_wbuf wb;
+    uint8_t *payload;
+    uint64_t owed;   /* pool: answers not yet sent (link full) */
+    uv_timer_t owe;  /* pool: sends them */
+    uint64_t raw_in; /* guest: answers received */
+    bool raw_on;
 } side;
 
 static void die(const char *what, const char *detail)
@@ -94,6 +102,32 @@ static const char *io_node_key(void *ud, const char *node)
     return strcmp(node, s->peer) == 0 ? s->peer_key : NULL;
 }
 
+/* A PROBE of n payload bytes into s->wb. */
+static void probe(side *s, uint32_t n)
+{
+    px_msg *m = s->out;
+    memset(&m->env, 0, sizeof(m->env));
+    m->env.type = PX_MSG_PROBE;
+    m->body.probe = (px_msg_probe){.t_ns = 1, .payload = {s->payload, n}};
+    px_wbuf_reset(&s->wb);
+    if (px_wire_encode(&s->wb, m, NULL) != PX_OK)
+        die("cannot encode a PROBE", NULL);
+}
+
+/* Pool: the answers owed, as far as the link takes them. */
+static void owe_flush(uv_timer_t *t)
+{
+    side *s = t->data;
+    while (s->owed) {
+        probe(s, PX_CXLLD_CHUNK);
+        if (px_chan_send(s->cli, NULL, s->wb.data, s->wb.len) == PX_E_AGAIN) {
+            uv_timer_start(&s->owe, owe_flush, 1, 0);
+            return;
+        }
+        s->owed--;
+    }
+}
+
 static void on_srv_recv(px_chan *ch, const px_peer *from, const uint8_t *data, size_t len, void *ud)
 {
     (void)ch;
@@ -103,8 +137,15 @@ static void on_srv_recv(px_chan *ch, const px_peer *from, const uint8_t *data, s
         size_t used;
         if (px_wire_decode(data + off, len - off, &used, s->in, NULL) != PX_OK)
             return;
-        if (s->in->env.type == PX_MSG_CXL && s->svc)
-            px_cxlld_on_msg(s->svc, from, &s->in->body.cxl);
+        const px_msg *m = s->in;
+        if (m->env.type == PX_MSG_CXL && s->svc) {
+            px_cxlld_on_msg(s->svc, from, &m->body.cxl);
+        } else if (m->env.type == PX_MSG_PROBE && m->body.probe.payload.len == 8) {
+            s->owed++;
+            owe_flush(&s->owe);
+        } else if (m->env.type == PX_MSG_PROBE && s->raw_on) {
+            s->raw_in++;
+        }
         off += used;
     }
 }
@@ -134,8 +175,14 @@ static void side_open(side *s, const char *listen)
     if (px_chan_open(s->tp, &so, &s->srv, &em) != PX_OK)
         die("server channel", em.text);
     s->in = malloc(sizeof(*s->in));
-    if (!s->in)
+    s->out = malloc(sizeof(*s->out));
+    s->payload = malloc(PX_CXLLD_CHUNK);
+    if (!s->in || !s->out || !s->payload)
         die("out of memory", NULL);
+    for (uint32_t i = 0; i < PX_CXLLD_CHUNK; i++)
+        s->payload[i] = (uint8_t)(i * 131 + (i >> 11));
+    uv_timer_init(&s->loop, &s->owe);
+    s->owe.data = s;
 }
 
 static void read_line(char *buf, size_t cap)
@@ -194,6 +241,7 @@ static void svc_closed(void *ud)
 static void side_close(side *s)
 {
     s->closing = 3;
+    uv_close((uv_handle_t *)&s->owe, NULL);
     px_cxlld_close(s->svc, svc_closed, s);
     px_chan_close(s->cli, chan_closed, s);
     px_chan_close(s->srv, chan_closed, s);
@@ -203,7 +251,10 @@ static void side_close(side *s)
         die("transport still busy", NULL);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     uv_loop_close(&s->loop);
+    px_wbuf_fini(&s->wb);
     free(s->in);
+    free(s->out);
+    free(s->payload);
 }
 
 /* ---- files ---- */
@@ -386,11 +437,45 @@ static double timed_writeback(side *s, uint64_t h)
     return mono() - t0;
 }
 
-enum { M_COPY, M_CFR, M_FETCH, M_WB_ALL, M_WB_10, M_WB_NONE, M_FETCH_SPARSE, N_M };
-static const char *const m_name[N_M] = {"copy",     "copy_cfr", "fetch",       "wb_all",
-                                        "wb_10pct", "wb_none",  "fetch_sparse"};
+static void on_raw_tick(uv_timer_t *t)
+{
+    (void)t;
+}
 
-static int run_guest(side *s, const char *dir, const char *pool_dir, uint64_t size, int rounds)
+/* The data plane alone, in the fetch's pattern: `window` small requests
+ * out, a 128 KiB answer to each, until size bytes came back. The answers
+ * arrive on the server channel, as DATA does. */
+static double timed_raw(side *s, uint64_t size, uint32_t window)
+{
+    uint64_t total = size / PX_CXLLD_CHUNK, sent = 0;
+    uv_timer_t tick;
+    uv_timer_init(&s->loop, &tick);
+    uv_timer_start(&tick, on_raw_tick, 1, 1); /* wakes the loop after a full link */
+    s->raw_in = 0;
+    s->raw_on = true;
+    double t0 = mono();
+    while (s->raw_in < total) {
+        while (sent < total && sent - s->raw_in < window) {
+            probe(s, 8);
+            if (px_chan_send(s->cli, NULL, s->wb.data, s->wb.len) != PX_OK)
+                break;
+            sent++;
+        }
+        uv_run(&s->loop, UV_RUN_ONCE);
+    }
+    double t = mono() - t0;
+    s->raw_on = false;
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(&s->loop, UV_RUN_NOWAIT);
+    return t;
+}
+
+enum { M_COPY, M_CFR, M_RAW, M_FETCH, M_WB_ALL, M_WB_10, M_WB_NONE, M_FETCH_SPARSE, N_M };
+static const char *const m_name[N_M] = {"copy",   "copy_cfr", "raw",     "fetch",
+                                        "wb_all", "wb_10pct", "wb_none", "fetch_sparse"};
+
+static int run_guest(side *s, const char *dir, const char *pool_dir, uint64_t size, int rounds,
+                     uint32_t window)
 {
     char mem[4200], lsa[4200], smem[4200], slsa[4200], copy[4200], src[4200];
     snprintf(mem, sizeof(mem), "%s/g.mem", dir);
@@ -403,6 +488,7 @@ static int run_guest(side *s, const char *dir, const char *pool_dir, uint64_t si
     if (px_mkdir_p(dir, 0700, &em) != PX_OK)
         die("mkdir", em.text);
     side_meet(s);
+    px_cxlld_tune(s->svc, &(px_cxlld_tuning){.window = window});
     /* Warm-up: the handshakes, and the pool file in the page cache. */
     uint64_t h;
     timed_fetch(s, "sparse", smem, slsa, &h);
@@ -413,6 +499,7 @@ static int run_guest(side *s, const char *dir, const char *pool_dir, uint64_t si
         t[M_COPY][r] = copy_rw(src, copy);
         t[M_CFR][r] = copy_cfr(src, copy);
         unlink(copy);
+        t[M_RAW][r] = timed_raw(s, size, window ? window : 16);
         unlink(mem);
         t[M_FETCH][r] = timed_fetch(s, "dense", mem, lsa, &h);
         if (r == 0)
@@ -455,6 +542,7 @@ int main(int argc, char **argv)
                *listen = "tcp://127.0.0.1:*";
     uint64_t size = 1ull << 30;
     int rounds = 3;
+    uint32_t window = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--role"))
@@ -471,6 +559,8 @@ int main(int argc, char **argv)
             size = strtoull(v, NULL, 0);
         else if (!strcmp(k, "--rounds"))
             rounds = atoi(v);
+        else if (!strcmp(k, "--window"))
+            window = (uint32_t)atoi(v);
         else
             die("unknown option", k);
     }
@@ -478,12 +568,12 @@ int main(int argc, char **argv)
         (!strcmp(role, "guest") && !pool_dir) || size == 0 || size % PX_CXLLD_ALIGN || rounds < 1 ||
         rounds > MAX_ROUNDS)
         die("usage: --role pool|guest --name NAME --dir DIR [--pool-dir DIR] --size BYTES "
-            "[--rounds N] [--listen EP]",
+            "[--rounds N] [--window CHUNKS] [--listen EP]",
             NULL);
     px_log_setup(PX_LOG_WARN, NULL, NULL);
     static side s;
     snprintf(s.name, sizeof(s.name), "%s", name);
     side_open(&s, listen);
     return !strcmp(role, "pool") ? run_pool(&s, dir, size)
-                                 : run_guest(&s, dir, pool_dir, size, rounds);
+                                 : run_guest(&s, dir, pool_dir, size, rounds, window);
 }

@@ -350,12 +350,14 @@ typedef struct px_msg_shm {
  * PX_WIRE_MAX_CXL_CHUNK. Data travels as `d` (exactly `len` bytes) or, for
  * a range that is all zero bytes, as `zero` = 1 and no `d`. `hash` is the
  * range's SipHash-2-4 (libsodium crypto_shorthash, key "plexus-cxl-ld-v1")
- * as a little-endian uint64; 0 for a zero range. */
+ * as a little-endian uint64, 0 for a zero range: the pool's node echoes a
+ * WRITE's in its ACK, so the guest knows which version of a chunk it
+ * acknowledges. */
 typedef enum px_cxl_op {
     PX_CXL_OPEN = 1,  /* guest -> pool: LD `ld`'s sizes, please */
     PX_CXL_INFO = 2,  /* pool -> guest: `size` bytes of memory, `lsa` bytes of label storage */
     PX_CXL_READ = 3,  /* guest -> pool: send area/off/len of LD `ld` */
-    PX_CXL_DATA = 4,  /* pool -> guest: area/off/len's bytes (d or zero) and hash */
+    PX_CXL_DATA = 4,  /* pool -> guest: area/off/len's bytes (d or zero) */
     PX_CXL_WRITE = 5, /* guest -> pool: write d (or zeros) at area/off/len of LD `ld` */
     PX_CXL_ACK = 6,   /* pool -> guest: the WRITE of area/off/len with `hash` is in the file */
     PX_CXL_FAIL = 7,  /* pool -> guest: the request cannot be served: `code` (px_err), `msg` */
@@ -372,7 +374,7 @@ typedef struct px_msg_cxl {
     uint64_t off;  /* READ, DATA, WRITE, ACK: byte offset in the area */
     uint32_t len;  /* READ, DATA, WRITE, ACK: bytes, <= PX_WIRE_MAX_CXL_CHUNK */
     uint32_t zero; /* DATA, WRITE: 1 = the range is all zero bytes, no d */
-    uint64_t hash; /* DATA, WRITE, ACK */
+    uint64_t hash; /* WRITE, ACK: the range's hash (the sender's; ACK echoes WRITE's) */
     uint64_t size; /* INFO: the LD's memory bytes */
     uint64_t lsa;  /* INFO: its label storage bytes */
     int32_t code;  /* FAIL: px_err */

@@ -645,7 +645,6 @@ static void pool_msg(px_cxlld *s, const char *node, const px_msg_cxl *m)
         r.zero = zero;
         if (!zero) {
             r.d = (px_bin){s->buf, m->len};
-            r.hash = chunk_hash(s->buf, m->len);
             s->st.data_out++;
             s->st.bytes_out += m->len;
         }
@@ -918,7 +917,9 @@ static void on_data(xfer *x, const px_msg_cxl *m)
         xfer_fail(x, PX_E_IO, "cannot write %s: %s", x->path[m->area], strerror(errno));
         return;
     }
-    x->hash[c] = m->zero ? 0 : m->hash;
+    /* The guest hashes what it wrote, not the pool what it read: a pool
+     * serves many guests, and the bytes are in this cache now. */
+    x->hash[c] = m->zero ? 0 : chunk_hash(m->d.ptr, m->len);
     x->zero[c] = m->zero ? 1 : 0;
     slot_drop(x, sl);
     x->received++;

@@ -12,7 +12,7 @@
  *               PX_CXLLD_CHUNK bytes (READ -> DATA), a bounded window of
  *               them at a time. A chunk of zero bytes travels as a flag,
  *               not as bytes, and the local files stay sparse. Every chunk's
- *               hash (SipHash-2-4, from the pool) is kept.
+ *               hash (SipHash-2-4 of what was written) is kept.
  *   write-back  reads the local files, hashes every chunk, and sends the
  *               chunks whose hash changed since the fetch or the last
  *               write-back (WRITE -> ACK); only acknowledged chunks take
