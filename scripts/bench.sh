@@ -5,7 +5,8 @@
 # be otherwise idle: the transport bench keeps two processes busy, the CAN
 # bench two plexus-node daemons and its frame driver; the Ethernet bench
 # the same, plus vde_switch and vde_plug (Debian's vde2) as its peer; the
-# ivshmem bench two nodes and its driver's two threads.
+# ivshmem bench two nodes and its driver's two threads; the CXL bench two
+# nodes (idle) and one driver process per host, with about 4 GiB in /dev/shm.
 set -euo pipefail
 dir=${1:-build}
 shift || true
@@ -43,6 +44,11 @@ fi
 if [ -x "$dir/bench/ivshmem/bench_ivshmem_drive" ]; then
   echo "== ivshmem region (bench/ivshmem)"
   /usr/bin/python3 bench/ivshmem/bench_ivshmem.py --build "$dir" "${quick[@]}" || status=1
+  echo
+fi
+if [ -x "$dir/bench/cxl/bench_cxl_drive" ]; then
+  echo "== CXL LD data (bench/cxl)"
+  /usr/bin/python3 bench/cxl/bench_cxl.py --build "$dir" "${quick[@]}" || status=1
   echo
 fi
 echo "== guest boot (bench/boot)"
