@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -39,7 +38,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
 import plexus_test  # noqa: E402
-from plexus_test import (guest_log, qemu_lab_marks, LOCAL_ROOT, PLEXUS, alive, lab_context,  # noqa: E402
+from plexus_test import (GuestShell, guest_log, qemu_lab_marks, LOCAL_ROOT, PLEXUS, alive, lab_context,  # noqa: E402
                          node_netns, reap_restarted, restart_node, run, status, wait_until)
 
 BOOT_TIMEOUT = 180  # three TCG guests on 2 cores shared with other work
@@ -93,38 +92,21 @@ def lab_qemus():
     return plexus_test.lab_qemus(LAB)
 
 
+def shell(guest):
+    return GuestShell(LAB, HOST[guest], guest, GUESTS.index(guest))
+
+
 def type_line(guest, line):
-    """Type a line on the guest's serial console (its socket, as `plexus
-    console` does)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(str(lab_dir(HOST[guest]) / f"c{GUESTS.index(guest)}.sock"))
-    try:
-        s.sendall(line.encode() + b"\r")
-        time.sleep(0.2)
-    finally:
-        s.close()
+    shell(guest).type(line)
 
 
 def run_in(guest, command, timeout=60):
-    """Run a shell command in the guest: (exit status, what it printed
-    between the typed line and its marker)."""
-    tag = f"PXE{time.monotonic_ns() % 10000000}"
-    start = len(log(guest))
-    type_line(guest, f"{command}; echo {tag}=$?")
-    pat = re.compile(rf"^{tag}=(\d+)", re.M)
-    out = wait_until(f"{guest} to answer {command!r} on its console",
-                     lambda: (t := log(guest)[start:]) and pat.search(t) and t,
-                     timeout=timeout, interval=0.2)
-    m = pat.search(out)
-    return int(m.group(1)), out[:m.start()]
+    """Run a shell command in the guest: (exit status, what it printed)."""
+    return shell(guest).run(command, timeout)
 
 
 def try_in(guest, command, timeout):
-    """run_in, but a guest that does not answer in time gives None."""
-    try:
-        return run_in(guest, command, timeout)
-    except AssertionError:
-        return None
+    return shell(guest).try_run(command, timeout)
 
 
 def ping(src, dst, count=3, size=None):

@@ -36,17 +36,15 @@ import json
 import os
 import re
 import signal
-import socket
 import struct
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
 import plexus_test  # noqa: E402
-from plexus_test import alive, guest_log, qemu_lab_marks, run, wait_until  # noqa: E402
+from plexus_test import GuestShell, alive, guest_log, qemu_lab_marks, run, wait_until  # noqa: E402
 
 BOOT_TIMEOUT = 120  # three TCG guests on 2 cores
 LAB = "shme2e"
@@ -80,52 +78,29 @@ def log(guest):
     return guest_log(LAB, HOST[guest], guest)
 
 
+def shell(guest):
+    return GuestShell(LAB, HOST[guest], guest, GUESTS.index(guest))
+
+
 def type_line(guest, line):
-    """Type a line on the guest's serial console (its socket, as `plexus
-    console` does)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(str(plexus_test.lab_dir(LAB, HOST[guest]) / f"c{GUESTS.index(guest)}.sock"))
-    try:
-        s.sendall(line.encode() + b"\r")
-        time.sleep(0.2)
-    finally:
-        s.close()
+    shell(guest).type(line)
 
 
-class Cmd:
-    """A shell command typed on a guest's console; result() waits for its
-    marker: (exit status, what it printed after the typed line)."""
-
-    def __init__(self, guest, command):
-        self.guest, self.command = guest, command
-        self.tag = f"PXS{time.monotonic_ns() % 10000000}"
-        self.start = len(log(guest))
-        type_line(guest, f"{command}; echo {self.tag}=$?")
-
-    def result(self, timeout=30):
-        pat = re.compile(rf"^{self.tag}=(\d+)", re.M)
-        out = wait_until(f"{self.guest} to answer {self.command!r} on its console",
-                         lambda: (t := log(self.guest)[self.start:]) and pat.search(t) and t,
-                         timeout=timeout, interval=0.1)
-        m = pat.search(out)
-        return int(m.group(1)), out[:m.start()]
+def Cmd(guest, command):
+    """A command typed now; .result(timeout) is (exit status, output)."""
+    return shell(guest).start(command)
 
 
 def run_in(guest, command, timeout=30):
-    return Cmd(guest, command).result(timeout)
+    return shell(guest).run(command, timeout)
 
 
 def ok_in(guest, command, timeout=30):
-    st, out = run_in(guest, command, timeout)
-    assert st == 0, f"{guest}: {command} -> {st}\n{out}"
-    return out
+    return shell(guest).ok(command, timeout)
 
 
 def try_in(guest, command, timeout):
-    try:
-        return run_in(guest, command, timeout)
-    except AssertionError:
-        return None
+    return shell(guest).try_run(command, timeout)
 
 
 def peers():

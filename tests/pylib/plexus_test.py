@@ -308,17 +308,38 @@ class GuestShell:
         finally:
             s.close()
 
+    class Pending:
+        """A command typed on the console whose marker is awaited later."""
+
+        def __init__(self, shell, command):
+            self.shell, self.command = shell, command
+            self.tag = f"PXS{time.monotonic_ns() % 10000000}"
+            self.start = len(shell.log())
+            shell.type(f"{command}; echo {self.tag}=$?")
+
+        def result(self, timeout=30):
+            """(exit status, what the command printed after the typed line)."""
+            pat = re.compile(rf"^{self.tag}=(\d+)", re.M)
+            out = wait_until(f"{self.shell.guest} to answer {self.command!r} on its console",
+                             lambda: (t := self.shell.log()[self.start:]) and pat.search(t) and t,
+                             timeout=timeout, interval=0.1)
+            m = pat.search(out)
+            return int(m.group(1)), out[:m.start()]
+
+    def start(self, command):
+        """Type command now; .result() waits for it."""
+        return GuestShell.Pending(self, command)
+
     def run(self, command, timeout=30):
         """(exit status, what the command printed)."""
-        tag = f"PXS{time.monotonic_ns() % 10000000}"
-        start = len(self.log())
-        self.type(f"{command}; echo {tag}=$?")
-        pat = re.compile(rf"^{tag}=(\d+)", re.M)
-        out = wait_until(f"{self.guest} to answer {command!r} on its console",
-                         lambda: (t := self.log()[start:]) and pat.search(t) and t,
-                         timeout=timeout, interval=0.1)
-        m = pat.search(out)
-        return int(m.group(1)), out[:m.start()]
+        return self.start(command).result(timeout)
+
+    def try_run(self, command, timeout):
+        """run, but a guest that does not answer in time gives None."""
+        try:
+            return self.run(command, timeout)
+        except AssertionError:
+            return None
 
     def ok(self, command, timeout=30):
         st, out = self.run(command, timeout)
@@ -332,9 +353,6 @@ class GuestShell:
         wait_until(f"{self.guest} to boot", lambda: self.log().count(mark) >= boots,
                    timeout=timeout, interval=0.5)
 
-        def answers():
-            try:
-                return self.run("true", 10)[0] == 0
-            except AssertionError:
-                return False
-        wait_until(f"{self.guest}'s shell", answers, timeout=60, interval=0)
+        # The first typed line can come before the console's shell: retry.
+        wait_until(f"{self.guest}'s shell", lambda: self.try_run("true", 10), timeout=60,
+                   interval=0)
