@@ -60,6 +60,7 @@ typedef enum px_msg_type {
     PX_MSG_ETH = 14,        /* data plane: Ethernet frames between segment members, captures */
     PX_MSG_SHM = 15,        /* data plane: ivshmem peers, doorbells and region contents */
     PX_MSG_CXL = 16,        /* data plane: CXL logical-device data, pool <-> a guest's host */
+    PX_MSG_CXLSYNC = 17,    /* data plane: changes to a shared CXL LD, host <-> the pool's node */
     PX_MSG_TYPE_MAX         /* one past the highest type */
 } px_msg_type;
 
@@ -382,6 +383,30 @@ typedef struct px_msg_cxl {
     px_bin d;      /* DATA, WRITE: exactly len bytes unless zero */
 } px_msg_cxl;
 
+/* Changes to a shared CXL LD (docs/cxl.md, "Shared LDs"): a host that holds
+ * a copy sends the bytes that changed since its last sync to the pool's
+ * node (the hub), which writes them into the pool's file and passes them on
+ * to every other host of the switch. `node` is the sender's node name: the
+ * receiver accepts a message only from the node whose data-plane key that
+ * name has. The records in `recs` are those of fabric/shm/diff.h (u32
+ * offset, u32 length >= 1, bytes), their offsets counted from byte `base`
+ * of the LD's memory, so an LD over 4 GiB is covered by messages with
+ * different bases; the receiver checks every record against the LD's size
+ * (px_shmdiff_check) before it writes any. */
+typedef enum px_cxlsync_op {
+    PX_CXLSYNC_DIFF = 1, /* host -> hub, hub -> hosts: changed bytes (recs) */
+    PX_CXLSYNC_OP_MAX
+} px_cxlsync_op;
+
+typedef struct px_msg_cxlsync {
+    uint64_t pool; /* px_net_key(lab, pool name) */
+    uint32_t ld;   /* the LD, below PX_WIRE_MAX_CXL_LDS */
+    px_str node;   /* the sender's node name (<= PX_WIRE_MAX_NAME) */
+    uint32_t op;   /* px_cxlsync_op */
+    uint64_t base; /* the LD byte that record offsets count from */
+    px_bin recs;   /* DIFF: <= PX_WIRE_MAX_SHM_BLOB of records */
+} px_msg_cxlsync;
+
 typedef struct px_msg_tool_reply {
     uint64_t id;     /* the TOOL's id (node -> coordinator) */
     int32_t code;    /* px_err */
@@ -407,6 +432,7 @@ typedef struct px_msg {
         px_msg_can can;
         px_msg_shm shm;
         px_msg_cxl cxl;
+        px_msg_cxlsync cxlsync;
         px_msg_eth eth;
         px_msg_tool tool;
         px_msg_tool_reply tool_reply;

@@ -363,6 +363,30 @@ static const px_wire_field cxl_fields[] = {
 };
 static const px_wire_struct cxl_desc = PX_WIRE_STRUCT("CXL", px_msg_cxl, cxl_fields, cxl_check);
 
+/* A known op and an LD that exists in some pool; records against the LD's
+ * size (and base) are the service's to check. */
+static px_err cxlsync_check(const void *s, px_errmsg *em)
+{
+    const px_msg_cxlsync *m = s;
+    if (m->op == 0 || m->op >= PX_CXLSYNC_OP_MAX)
+        return px_errmsg_set(em, PX_E_PROTO, "CXLSYNC: unknown op %u", m->op);
+    if (m->ld >= PX_WIRE_MAX_CXL_LDS)
+        return px_errmsg_set(em, PX_E_PROTO, "CXLSYNC: ld %u is over %u", m->ld,
+                             PX_WIRE_MAX_CXL_LDS - 1);
+    return PX_OK;
+}
+
+static const px_wire_field cxlsync_fields[] = {
+    PX_WF_U64("pool", px_msg_cxlsync, pool, 1),
+    PX_WF_U32("ld", px_msg_cxlsync, ld, 0),
+    PX_WF_STR("node", px_msg_cxlsync, node, 1, NAME),
+    PX_WF_U32("op", px_msg_cxlsync, op, 1),
+    PX_WF_U64("base", px_msg_cxlsync, base, 0),
+    PX_WF_BIN("r", px_msg_cxlsync, recs, 0, PX_WIRE_MAX_SHM_BLOB),
+};
+static const px_wire_struct cxlsync_desc =
+    PX_WIRE_STRUCT("CXLSYNC", px_msg_cxlsync, cxlsync_fields, cxlsync_check);
+
 #undef NAME
 #undef TEXT
 #undef EP
@@ -386,6 +410,7 @@ static const px_wire_struct *const registry[PX_MSG_TYPE_MAX] = {
     [PX_MSG_ETH] = &eth_desc,
     [PX_MSG_SHM] = &shm_desc,
     [PX_MSG_CXL] = &cxl_desc,
+    [PX_MSG_CXLSYNC] = &cxlsync_desc,
 };
 
 const px_wire_struct *px_wire_body_desc(uint32_t type)

@@ -1357,6 +1357,181 @@ static void test_cxl(void **state)
     px_wbuf_fini(&b);
 }
 
+/* ---- CXLSYNC: changes to a shared LD ---- */
+
+/* A CXLSYNC body {pool 1, node "hb", op DIFF} plus `key` holding raw
+ * `bytes`; a key of "pool", "node" or "op" replaces that field. */
+static void cxlsync_with_value(raw *r, const char *key, const void *bytes, size_t n)
+{
+    bool own_pool = !strcmp(key, "pool"), own_op = !strcmp(key, "op"),
+         own_node = !strcmp(key, "node");
+    raw_init(r);
+    raw_env(r, 1, PX_MSG_CXLSYNC);
+    msgpack_pack_map(&r->pk, 1 + !own_pool + !own_op + !own_node);
+    if (!own_pool) {
+        raw_str(r, "pool");
+        msgpack_pack_uint32(&r->pk, 1);
+    }
+    if (!own_node) {
+        raw_str(r, "node");
+        raw_str(r, "hb");
+    }
+    if (!own_op) {
+        raw_str(r, "op");
+        msgpack_pack_uint32(&r->pk, PX_CXLSYNC_DIFF);
+    }
+    raw_str(r, key);
+    raw_bytes(r, bytes, n);
+}
+
+static void test_cxlsync(void **state)
+{
+    (void)state;
+    assert_string_equal(px_msg_type_name(PX_MSG_CXLSYNC), "CXLSYNC");
+    assert_int_equal(PX_MSG_CXLSYNC, 17);
+
+    /* Each limit: the last good value decodes, the first bad one does not. */
+    static const struct {
+        const char *key;
+        uint8_t bytes[10];
+        size_t n;
+        px_err want;
+        const char *needle;
+    } cases[] = {
+        {"op", {PX_CXLSYNC_DIFF}, 1, PX_OK, NULL},
+        {"op", {PX_CXLSYNC_OP_MAX - 1}, 1, PX_OK, NULL},
+        {"op", {0x00}, 1, PX_E_PROTO, "CXLSYNC: unknown op 0"},
+        {"op", {PX_CXLSYNC_OP_MAX}, 1, PX_E_PROTO, "unknown op"},
+        {"op", {0xce, 0xff, 0xff, 0xff, 0xff}, 5, PX_E_PROTO, "unknown op"},
+        {"op", {0xcf, 0, 0, 0, 1, 0, 0, 0, 1}, 9, PX_E_PROTO, "CXLSYNC.op"},
+        {"ld", {0xcc, 0xff}, 2, PX_OK, NULL},
+        {"ld", {0xcd, 0x01, 0x00}, 3, PX_E_PROTO, "ld 256 is over 255"},
+        {"ld", {0xff}, 1, PX_E_PROTO, "negative"},
+        {"base", {0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 9, PX_OK, NULL},
+        {"base", {0xa1, '1'}, 2, PX_E_PROTO, "CXLSYNC.base"},
+        {"pool", {0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 9, PX_OK, NULL},
+        {"pool", {0xc0}, 1, PX_E_PROTO, "CXLSYNC.pool"},
+        {"node", {0xc4, 1, 'x'}, 3, PX_E_PROTO, "CXLSYNC.node"},
+        {"node", {0xa2, 'x', 0}, 3, PX_E_PROTO, "UTF-8 or contains NUL"},
+        {"node", {0xa0}, 1, PX_OK, NULL},
+        {"r", {0xa1, 'x'}, 2, PX_E_PROTO, "CXLSYNC.r"},
+        {"r", {0xc4, 0}, 2, PX_OK, NULL},
+        {"recs", {0xc4, 0}, 2, PX_E_UNKNOWN, "\"recs\""},
+        {"reg", {0x01}, 1, PX_E_UNKNOWN, "\"reg\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        raw r;
+        cxlsync_with_value(&r, cases[i].key, cases[i].bytes, cases[i].n);
+        if (cases[i].want == PX_OK) {
+            px_msg out;
+            expect_decode_ok(r.sb.data, r.sb.size, &out);
+            assert_int_equal(out.env.type, PX_MSG_CXLSYNC);
+        } else {
+            expect_decode_err(r.sb.data, r.sb.size, cases[i].want, cases[i].needle);
+        }
+        raw_fini(&r);
+    }
+
+    /* Required fields: pool, node and op. */
+    static const char *req[] = {"pool", "node", "op"};
+    for (size_t i = 0; i < 3; i++) {
+        raw r;
+        raw_init(&r);
+        raw_env(&r, 1, PX_MSG_CXLSYNC);
+        msgpack_pack_map(&r.pk, 2);
+        for (size_t k = 0; k < 3; k++) {
+            if (k == i)
+                continue;
+            raw_str(&r, req[k]);
+            if (k == 1)
+                raw_str(&r, "hb");
+            else
+                msgpack_pack_uint32(&r.pk, 1);
+        }
+        char needle[64];
+        snprintf(needle, sizeof(needle), "required field \"%s\" missing", req[i]);
+        expect_decode_err(r.sb.data, r.sb.size, PX_E_PROTO, needle);
+        raw_fini(&r);
+    }
+
+    /* Records: up to PX_WIRE_MAX_SHM_BLOB, one byte more is refused both
+     * ways. */
+    uint8_t *blob = calloc(1, PX_WIRE_MAX_SHM_BLOB + 1);
+    assert_non_null(blob);
+    for (uint32_t len = PX_WIRE_MAX_SHM_BLOB; len <= PX_WIRE_MAX_SHM_BLOB + 1; len++) {
+        raw r;
+        raw_init(&r);
+        raw_env(&r, 1, PX_MSG_CXLSYNC);
+        msgpack_pack_map(&r.pk, 4);
+        raw_str(&r, "pool");
+        msgpack_pack_uint32(&r.pk, 1);
+        raw_str(&r, "node");
+        raw_str(&r, "ha");
+        raw_str(&r, "op");
+        msgpack_pack_uint32(&r.pk, PX_CXLSYNC_DIFF);
+        raw_str(&r, "r");
+        msgpack_pack_bin(&r.pk, len);
+        msgpack_pack_bin_body(&r.pk, blob, len);
+        if (len == PX_WIRE_MAX_SHM_BLOB) {
+            px_msg out;
+            expect_decode_ok(r.sb.data, r.sb.size, &out);
+            assert_int_equal(out.body.cxlsync.recs.len, len);
+        } else {
+            expect_decode_err(r.sb.data, r.sb.size, PX_E_TOOBIG, "CXLSYNC.r");
+        }
+        raw_fini(&r);
+    }
+
+    /* The encoder refuses what the decoder would reject. */
+    static char name[PX_WIRE_MAX_NAME + 1];
+    memset(name, 'n', sizeof(name));
+    px_msg m = wv_env(PX_MSG_CXLSYNC, 1, 2, 3);
+    m.body.cxlsync.pool = 1;
+    m.body.cxlsync.node = px_str_c("hb");
+    m.body.cxlsync.op = 0;
+    expect_encode_err(&m, PX_E_INVAL, "unknown op");
+    m.body.cxlsync.op = PX_CXLSYNC_OP_MAX;
+    expect_encode_err(&m, PX_E_INVAL, "unknown op");
+    m.body.cxlsync.op = PX_CXLSYNC_DIFF;
+    m.body.cxlsync.ld = PX_WIRE_MAX_CXL_LDS;
+    expect_encode_err(&m, PX_E_INVAL, "ld 256");
+    m.body.cxlsync.ld = PX_WIRE_MAX_CXL_LDS - 1;
+    m.body.cxlsync.node = (px_str){name, PX_WIRE_MAX_NAME + 1};
+    expect_encode_err(&m, PX_E_TOOBIG, "CXLSYNC.node");
+    m.body.cxlsync.node = (px_str){name, PX_WIRE_MAX_NAME};
+    m.body.cxlsync.recs = (px_bin){blob, PX_WIRE_MAX_SHM_BLOB + 1};
+    expect_encode_err(&m, PX_E_TOOBIG, "CXLSYNC.r");
+    m.body.cxlsync.recs = (px_bin){NULL, 1};
+    expect_encode_err(&m, PX_E_INVAL, "NULL");
+    m.body.cxlsync.recs = (px_bin){blob, PX_WIRE_MAX_SHM_BLOB};
+    m.body.cxlsync.base = UINT64_MAX;
+    px_wbuf b = {0};
+    encode_ok(&b, &m);
+    /* A full DIFF fits in one data-plane batch with room to spare. */
+    assert_true(b.len + 1024 <= PX_DATA_PLANE_BATCH_BYTES);
+    px_msg out;
+    expect_decode_ok(b.data, b.len, &out);
+    assert_int_equal(out.body.cxlsync.recs.len, PX_WIRE_MAX_SHM_BLOB);
+    assert_int_equal(out.body.cxlsync.ld, PX_WIRE_MAX_CXL_LDS - 1);
+    assert_true(out.body.cxlsync.base == UINT64_MAX);
+    px_wbuf_fini(&b);
+    free(blob);
+
+    /* Zero fields are left out: a DIFF of LD 0 at base 0 with no records
+     * is {pool, node, op}. */
+    m = wv_env(PX_MSG_CXLSYNC, 0, 0, 0);
+    m.body.cxlsync.pool = 9;
+    m.body.cxlsync.node = px_str_c("h");
+    m.body.cxlsync.op = PX_CXLSYNC_DIFF;
+    encode_ok(&b, &m);
+    static const char bare[] = "\x96\x01\x11\x00\x00\x00"      /* [1, CXLSYNC, 0, 0, 0, */
+                               "\x83\xa4pool\x09\xa4node\xa1h" /* {"pool": 9, "node": "h", */
+                               "\xa2op\x01";                   /* "op": DIFF}] */
+    assert_int_equal(b.len, sizeof(bare) - 1);
+    assert_memory_equal(b.data, bare, sizeof(bare) - 1);
+    px_wbuf_fini(&b);
+}
+
 /* ---- bodies alone ---- */
 
 static void test_decode_body(void **state)
@@ -1616,6 +1791,7 @@ int main(void)
         cmocka_unit_test(test_encode_limits),
         cmocka_unit_test(test_shm),
         cmocka_unit_test(test_cxl),
+        cmocka_unit_test(test_cxlsync),
         cmocka_unit_test(test_decode_body),
         cmocka_unit_test(test_struct_array_extension),
         cmocka_unit_test(test_tables),

@@ -377,6 +377,36 @@ static inline size_t wire_vectors(px_msg *out, size_t max, int with_huge)
             WV_ADD(m);
         }
     }
+    {
+        /* CXLSYNC: a DIFF to the hub (records of fabric/shm/diff.h: 2 bytes
+         * at base + 0x40, 1 at base + 0x1000), the hub's forward of an empty
+         * one, and every limit. */
+        static const uint8_t d1[] = {0x40, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x11, 0x22,
+                                     0x00, 0x10, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x33};
+        wv_set(&m, PX_MSG_CXLSYNC, 2, 0, 95);
+        m.body.cxlsync.pool = 0x0123456789abcdefull;
+        m.body.cxlsync.ld = 3;
+        m.body.cxlsync.node = px_str_c("hb");
+        m.body.cxlsync.op = PX_CXLSYNC_DIFF;
+        m.body.cxlsync.base = 4ull << 30;
+        m.body.cxlsync.recs = (px_bin){d1, sizeof(d1)};
+        WV_ADD(m);
+        wv_set(&m, PX_MSG_CXLSYNC, 0, 0, 0);
+        m.body.cxlsync.pool = 7;
+        m.body.cxlsync.node = px_str_c("hc");
+        m.body.cxlsync.op = PX_CXLSYNC_OP_MAX - 1;
+        WV_ADD(m);
+        if (with_huge) {
+            wv_set(&m, PX_MSG_CXLSYNC, UINT32_MAX, UINT64_MAX, UINT64_MAX);
+            m.body.cxlsync.pool = UINT64_MAX;
+            m.body.cxlsync.ld = PX_WIRE_MAX_CXL_LDS - 1;
+            m.body.cxlsync.node = (px_str){wv_name_max, PX_WIRE_MAX_NAME};
+            m.body.cxlsync.op = PX_CXLSYNC_DIFF;
+            m.body.cxlsync.base = UINT64_MAX;
+            m.body.cxlsync.recs = (px_bin){wv_payload_max, PX_WIRE_MAX_SHM_BLOB};
+            WV_ADD(m);
+        }
+    }
     wv_set(&m, PX_MSG_TOOL, 0, 0, 12);
     m.body.tool.lab = px_str_c("quickstart");
     m.body.tool.net = px_str_c("body");
