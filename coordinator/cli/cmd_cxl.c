@@ -473,35 +473,19 @@ static int run(px_cli *cli, int argc, char **argv)
     static fmctx f;
     memset(&f, 0, sizeof(f));
     snprintf(f.x.cmd, sizeof(f.x.cmd), "cxl %s", sub);
-    static const struct option opts[] = {{"lab", required_argument, NULL, 'L'},
-                                         {"json", no_argument, NULL, 'J'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *lab = NULL;
-    f.json = cli->json;
-    int c;
-    optind = 1;
+    const char *lab;
     argc--;
     argv++;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(help_cxl, stdout);
-            return PX_EXIT_OK;
-        } else if (c == 'L') {
-            lab = optarg;
-        } else if (c == 'J') {
-            f.json = true;
-        } else {
-            return px_cli_usage(cli, f.x.cmd, "bad option");
-        }
-    }
+    int rc = px_toolctx_options(cli, f.x.cmd, help_cxl, argc, argv, &lab, &f.json);
+    if (rc >= 0)
+        return rc;
     if (argc - optind != subs[k].args)
         return px_cli_usage(cli, f.x.cmd, "expected %s",
                             subs[k].usage[0] ? subs[k].usage : "no arguments");
     char **a = argv + optind;
     char cmd[24];
     snprintf(cmd, sizeof(cmd), "%s", f.x.cmd);
-    int rc = px_toolctx_open(&f.x, cli, cmd, lab);
+    rc = px_toolctx_open(&f.x, cli, cmd, lab);
     if (rc)
         return rc;
     if (!(rc = tool(&f, "-", "list", NULL, 0, &f.list))) {

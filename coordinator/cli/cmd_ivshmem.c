@@ -162,28 +162,13 @@ static int run(px_cli *cli, int argc, char **argv)
     bool is_ring = strcmp(sub, "ring") == 0;
     if (!is_ring && strcmp(sub, "peers") != 0)
         return px_cli_usage(cli, "ivshmem", "unknown command '%s' (peers, ring)", sub);
-    static const struct option opts[] = {{"lab", required_argument, NULL, 'L'},
-                                         {"json", no_argument, NULL, 'J'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *lab = NULL;
-    bool json = cli->json;
-    int c;
-    optind = 1;
+    const char *lab;
+    bool json;
     argc--;
     argv++;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(help_ivshmem, stdout);
-            return PX_EXIT_OK;
-        } else if (c == 'L') {
-            lab = optarg;
-        } else if (c == 'J') {
-            json = true;
-        } else {
-            return px_cli_usage(cli, cmd, "bad option");
-        }
-    }
+    int rc = px_toolctx_options(cli, cmd, help_ivshmem, argc, argv, &lab, &json);
+    if (rc >= 0)
+        return rc;
     int want = argc - optind;
     if (!is_ring && want != 1)
         return px_cli_usage(cli, cmd, "expected one REGION");
@@ -201,7 +186,7 @@ static int run(px_cli *cli, int argc, char **argv)
             return px_cli_usage(cli, cmd, "VECTOR '%s' is not a number 0..255", args[1]);
     }
     px_toolctx x;
-    int rc = px_toolctx_open(&x, cli, cmd, lab);
+    rc = px_toolctx_open(&x, cli, cmd, lab);
     if (rc)
         return rc;
     px_ctl_reply r;

@@ -3,6 +3,7 @@
  * merged reply. See toolctx.h. */
 #include "toolctx.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,4 +144,30 @@ int px_toolctx_print(const px_toolctx *x, const px_msg_tool_reply *rep, bool jso
     if (!json && rep->message.len)
         printf("%.*s\n", (int)rep->message.len, rep->message.ptr);
     return PX_EXIT_OK;
+}
+
+int px_toolctx_options(px_cli *cli, const char *cmd, const char *help, int argc, char **argv,
+                       const char **lab, bool *json)
+{
+    static const struct option opts[] = {{"lab", required_argument, NULL, 'L'},
+                                         {"json", no_argument, NULL, 'J'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    *json = cli->json;
+    *lab = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(help, stdout);
+            return PX_EXIT_OK;
+        } else if (c == 'L') {
+            *lab = optarg;
+        } else if (c == 'J') {
+            *json = true;
+        } else {
+            return px_cli_usage(cli, cmd, "bad option");
+        }
+    }
+    return -1;
 }

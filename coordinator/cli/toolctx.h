@@ -20,6 +20,13 @@ typedef struct px_toolctx {
     char lab[64]; /* --lab, else the local lab's, else the coordinator's only one */
 } px_toolctx;
 
+/* The options every tool subcommand takes, over argv[1..argc) (argv[0] is
+ * the subcommand): --lab LAB, --json, --help (prints help). Returns -1 to
+ * go on with the operands at argv[optind..argc), else the exit status
+ * (help printed, or a bad option). */
+int px_toolctx_options(px_cli *cli, const char *cmd, const char *help, int argc, char **argv,
+                       const char **lab, bool *json);
+
 /* Connect and pick the lab; on failure the message is printed. */
 int px_toolctx_open(px_toolctx *x, px_cli *cli, const char *cmd, const char *lab);
 void px_toolctx_close(px_toolctx *x);
