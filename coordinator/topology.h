@@ -56,6 +56,7 @@
 #define PX_TOPO_MAX_GATEWAYS    64u   /* gateways from one CAN bus */
 #define PX_TOPO_MAX_HOST_IFS    16u   /* host CAN interfaces on one bus */
 #define PX_TOPO_IFNAME_MAX      16u   /* a Linux interface name, with its NUL */
+#define PX_TOPO_CXL_SYNC_DEF_NS 1000000000ull /* a cxl_pool's `sync:` when not given: 1 s */
 
 /* "No reference" for every uint32_t index field below. */
 #define PX_TOPO_NONE UINT32_MAX
@@ -310,6 +311,7 @@ typedef struct px_topo_cxl_pool {
     uint64_t capacity; /* bytes, multiple of ld_size */
     uint64_t ld_size;  /* bytes, multiple of 256 MiB */
     uint32_t n_lds;    /* capacity / ld_size */
+    uint64_t sync_ns;  /* `sync:` period of its shared LDs between hosts (docs/cxl.md) */
     px_topo_mark mark;
 } px_topo_cxl_pool;
 

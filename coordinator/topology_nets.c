@@ -20,7 +20,7 @@ static const char *const eth_keys[] = {"type", "mode",   "vlans", "mtu",
                                        "nat",  "impair", "taps",  NULL};
 static const char *const shm_net_keys[] = {"type", "size", "vectors", "sync", "hosts", NULL};
 static const char *const cxl_switch_keys[] = {"type", "ports", NULL};
-static const char *const cxl_pool_keys[] = {"type", "switch", "capacity", "ld_size", NULL};
+static const char *const cxl_pool_keys[] = {"type", "switch", "capacity", "ld_size", "sync", NULL};
 static const char *const nat_keys[] = {"subnet", "forwards", NULL};
 static const char *const fwd_keys[] = {"proto", "listen", "guest", "port", NULL};
 static const char *const impair_keys[] = {"delay",   "jitter",  "loss",       "rate", "duplicate",
@@ -693,6 +693,12 @@ static px_err parse_pool(tctx *c, const tnode *key, const tnode *v, px_topo_cxl_
                         "capacity %s makes %" PRIu64 " LDs; expected at most %u (raise ld_size)",
                         cap->str, p->capacity / p->ld_size, PX_TOPO_MAX_CXL_LDS);
     p->n_lds = (uint32_t)(p->capacity / p->ld_size);
+    /* How often hosts exchange their changes to an LD bound to several
+     * vPPBs (docs/cxl.md, "Shared LDs"); as ivshmem's sync:. */
+    p->sync_ns = PX_TOPO_CXL_SYNC_DEF_NS;
+    tnode *sy = pxt_map_get(v, "sync");
+    if (sy && (err = pxt_get_duration(c, sy, "sync", SHM_SYNC_MIN, SHM_SYNC_MAX, &p->sync_ns)))
+        return err;
     return PX_OK;
 }
 

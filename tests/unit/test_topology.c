@@ -223,6 +223,27 @@ static void test_inheritance(void **state)
     px_topo_free(t);
 }
 
+/* A cxl_pool's sync: (docs/cxl.md, "Shared LDs"): as given, 1 s without. */
+static void test_cxl_pool_sync(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/good/cxl_shared.yaml", topo_dir());
+    px_topo *t = load_ok(path);
+    static const struct {
+        const char *pool;
+        uint64_t sync_ns;
+    } want[] = {{"fast", 1000000ull}, {"slow", 3600000000000ull}, {"plain", 1000000000ull}};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        px_topo_ref r;
+        assert_true(px_topo_find_net(t, want[i].pool, &r));
+        assert_int_equal(r.type, PX_TOPO_OBJ_CXL_POOL);
+        assert_true(t->cxl_pools[r.index].sync_ns == want[i].sync_ns);
+    }
+    assert_true(PX_TOPO_CXL_SYNC_DEF_NS == 1000000000ull);
+    px_topo_free(t);
+}
+
 static void test_units(void **state)
 {
     (void)state;
@@ -542,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_quickstart),
         cmocka_unit_test(test_inheritance),
         cmocka_unit_test(test_units),
+        cmocka_unit_test(test_cxl_pool_sync),
         cmocka_unit_test(test_good_dir),
         cmocka_unit_test(test_configs),
         cmocka_unit_test(test_bad_dir),
