@@ -499,7 +499,7 @@ static int run_guest(side *s, const char *dir, const char *pool_dir, uint64_t si
         t[M_COPY][r] = copy_rw(src, copy);
         t[M_CFR][r] = copy_cfr(src, copy);
         unlink(copy);
-        t[M_RAW][r] = timed_raw(s, size, window ? window : 16);
+        t[M_RAW][r] = timed_raw(s, size, window ? window : PX_CXLLD_WINDOW);
         unlink(mem);
         t[M_FETCH][r] = timed_fetch(s, "dense", mem, lsa, &h);
         if (r == 0)

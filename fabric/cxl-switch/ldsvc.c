@@ -3,7 +3,7 @@
  * The guest's node drives every transfer: it asks, the pool's node
  * answers each request on its own. So the pool side needs no per-transfer
  * state, a lost message costs one resend, and flow control is the guest's
- * window: at most tuning.window chunks (2 MiB by default) are asked for and
+ * window: at most tuning.window chunks (4 MiB by default) are asked for and
  * not yet answered, whatever the LD's size.
  *
  * User callbacks run only from on_later (and from the final close
@@ -29,7 +29,7 @@
 #include "fabric/core/log.h"
 #include "fabric/core/text.h"
 
-#define DEF_WINDOW      16u
+#define DEF_WINDOW      PX_CXLLD_WINDOW
 #define MAX_WINDOW      256u
 #define DEF_RETRY_MS    2000u
 #define DEF_TIMEOUT_MS  30000u

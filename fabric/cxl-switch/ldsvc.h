@@ -52,6 +52,7 @@
 #define PX_CXLLD_MAX_LD_SIZE  (64ull << 40)         /* the largest pool (docs/topology.md) */
 #define PX_CXLLD_MAX_LSA_SIZE (256u << 20)          /* label storage a guest accepts */
 #define PX_CXLLD_ALIGN        4096u                 /* ld_size is a multiple of this */
+#define PX_CXLLD_WINDOW       32u                   /* default chunks in flight (4 MiB) */
 
 typedef struct px_cxlld px_cxlld;
 
@@ -60,7 +61,7 @@ typedef struct px_cxlld px_cxlld;
 px_err px_cxlld_new(uv_loop_t *loop, const px_svc_io *io, px_cxlld **out);
 
 typedef struct px_cxlld_tuning {
-    uint32_t window;     /* chunks in flight per transfer; default 16 (2 MiB) */
+    uint32_t window;     /* chunks in flight per transfer; default PX_CXLLD_WINDOW, at most 256 */
     uint32_t retry_ms;   /* resend a request unanswered this long; default 2000 */
     uint32_t timeout_ms; /* fail a transfer that made no progress this long; default 30000 */
     size_t queue_bytes;  /* answers held for one node while its link is full; default 32 MiB */
