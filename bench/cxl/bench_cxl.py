@@ -142,7 +142,7 @@ def drive(driver, hosts, base, size, rounds, window):
                 raise SystemExit(f"bench/cxl: {name} said {r}")
             ready[name] = r[1:]
         for name, p, other in (("ha", pool, "hb"), ("hb", guest, "ha")):
-            p.stdin.write(f"peer {other} {ready[other][0]} {ready[other][1]}\n")
+            p.stdin.write(f"peer {other} {' '.join(ready[other][:3])}\n")
             p.stdin.flush()
         for name, p in (("ha", pool), ("hb", guest)):
             if line(p, name) != "allowed":
@@ -205,13 +205,15 @@ def main():
     per = size / GIB
     copy = med["copy"]
     print(f"CXL LD data: {size >> 20} MiB LD, {rounds} round(s), medians; hosts: {res['hosts']}")
-    print(f"{'':14} {'s/GiB':>8} {'GiB/s':>7} {'x copy':>7}")
+    cpu = {k: [statistics.median(c[i] for c in res["cpu"][k]) for i in (0, 1)] for k in med}
+    print(f"{'':14} {'s/GiB':>8} {'GiB/s':>7} {'x copy':>7}   CPU s/GiB: {'hb':>5} {'ha':>5}")
     for k, label in (("copy", "copy (r/w)"), ("copy_cfr", "copy (cp)"),
                      ("raw", "data plane"), ("fetch", "fetch"),
                      ("wb_all", "wb all"), ("wb_10pct", "wb 10%"), ("wb_none", "wb none"),
                      ("fetch_sparse", "fetch sparse")):
         t = med[k] / per
-        print(f"{label:14} {t:8.3f} {1 / t if t else 0:7.2f} {med[k] / copy:7.2f}")
+        print(f"{label:14} {t:8.3f} {1 / t if t else 0:7.2f} {med[k] / copy:7.2f}"
+              f"              {cpu[k][0] / per:5.2f} {cpu[k][1] / per:5.2f}")
     for k in ("fetch", "wb_all"):
         ratio = med[k] / copy
         print(f"target {k} <= {TARGET}x copy: {ratio:.2f}x {'met' if ratio <= TARGET else 'MISSED'}")

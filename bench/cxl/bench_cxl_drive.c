@@ -14,8 +14,9 @@
  * veth pairs), or both on 127.0.0.1 without root.
  *
  * Set-up over stdin/stdout, one line each:
- *   -> "ready EP KEY"           this side's data endpoint and public key
- *   <- "peer NAME EP KEY"       the other side's
+ *   -> "ready EP KEY PID"       this side's data endpoint, public key and pid
+ *   <- "peer NAME EP KEY PID"   the other side's (the guest reads the pool's
+ *                               CPU time from /proc/PID/stat)
  *   -> "allowed"                its key is admitted here
  *   <- "go"                     both admitted: open the client channel
  * The pool side holds pool "dense" (one LD of BYTES of pseudo-random data,
@@ -38,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +57,7 @@
 
 typedef struct side {
     char name[64], peer[64], peer_key[PX_KEY_Z85_LEN + 1], peer_ep[256];
+    long peer_pid;
     uv_loop_t loop;
     px_transport *tp;
     px_chan *srv, *cli;
@@ -197,11 +200,12 @@ static void read_line(char *buf, size_t cap)
 static void side_meet(side *s)
 {
     char line[1024];
-    printf("ready %s %s\n", px_chan_endpoint(s->srv), s->kp.public_z85);
+    printf("ready %s %s %ld\n", px_chan_endpoint(s->srv), s->kp.public_z85, (long)getpid());
     fflush(stdout);
     read_line(line, sizeof(line));
-    if (sscanf(line, "peer %63s %255s %40s", s->peer, s->peer_ep, s->peer_key) != 3)
-        die("expected 'peer NAME EP KEY', got", line);
+    if (sscanf(line, "peer %63s %255s %40s %ld", s->peer, s->peer_ep, s->peer_key, &s->peer_pid) !=
+        4)
+        die("expected 'peer NAME EP KEY PID', got", line);
     if (px_transport_allow(s->tp, s->peer_key) != PX_OK)
         die("bad peer key", s->peer_key);
     printf("allowed\n");
@@ -470,6 +474,35 @@ static double timed_raw(side *s, uint64_t size, uint32_t window)
     return t;
 }
 
+/* CPU seconds of this process (every thread: loop and ZeroMQ's) and of
+ * process pid (the other host). */
+static double cpu_self(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+static double cpu_of(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt
+     * majflt cmajflt utime stime */
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 enum { M_COPY, M_CFR, M_RAW, M_FETCH, M_WB_ALL, M_WB_10, M_WB_NONE, M_FETCH_SPARSE, N_M };
 static const char *const m_name[N_M] = {"copy",   "copy_cfr", "raw",     "fetch",
                                         "wb_all", "wb_10pct", "wb_none", "fetch_sparse"};
@@ -493,30 +526,38 @@ static int run_guest(side *s, const char *dir, const char *pool_dir, uint64_t si
     uint64_t h;
     timed_fetch(s, "sparse", smem, slsa, &h);
     px_cxlld_forget(s->svc, h);
-    static double t[N_M][MAX_ROUNDS];
+    static double t[N_M][MAX_ROUNDS], cs[N_M][MAX_ROUNDS], cp[N_M][MAX_ROUNDS];
+#define MEASURE(m, expr)                                                                           \
+    do {                                                                                           \
+        double s0 = cpu_self(), p0 = cpu_of(s->peer_pid);                                          \
+        t[m][r] = (expr);                                                                          \
+        cs[m][r] = cpu_self() - s0;                                                                \
+        cp[m][r] = cpu_of(s->peer_pid) - p0;                                                       \
+    } while (0)
     for (int r = 0; r < rounds; r++) {
         fprintf(stderr, "bench_cxl_drive: round %d/%d\n", r + 1, rounds);
-        t[M_COPY][r] = copy_rw(src, copy);
-        t[M_CFR][r] = copy_cfr(src, copy);
+        MEASURE(M_COPY, copy_rw(src, copy));
+        MEASURE(M_CFR, copy_cfr(src, copy));
         unlink(copy);
-        t[M_RAW][r] = timed_raw(s, size, window ? window : PX_CXLLD_WINDOW);
+        MEASURE(M_RAW, timed_raw(s, size, window ? window : PX_CXLLD_WINDOW));
         unlink(mem);
-        t[M_FETCH][r] = timed_fetch(s, "dense", mem, lsa, &h);
+        MEASURE(M_FETCH, timed_fetch(s, "dense", mem, lsa, &h));
         if (r == 0)
             same_or_die(src, mem, size);
         touch(mem, size, 1, (unsigned)r);
-        t[M_WB_ALL][r] = timed_writeback(s, h);
+        MEASURE(M_WB_ALL, timed_writeback(s, h));
         touch(mem, size, 10, (unsigned)r + 50);
-        t[M_WB_10][r] = timed_writeback(s, h);
-        t[M_WB_NONE][r] = timed_writeback(s, h);
+        MEASURE(M_WB_10, timed_writeback(s, h));
+        MEASURE(M_WB_NONE, timed_writeback(s, h));
         if (r == 0)
             same_or_die(src, mem, size);
         px_cxlld_forget(s->svc, h);
         unlink(mem);
-        t[M_FETCH_SPARSE][r] = timed_fetch(s, "sparse", smem, slsa, &h);
+        MEASURE(M_FETCH_SPARSE, timed_fetch(s, "sparse", smem, slsa, &h));
         px_cxlld_forget(s->svc, h);
         unlink(smem);
     }
+#undef MEASURE
     px_cxlld_stats st;
     px_cxlld_stats_get(s->svc, &st);
     printf("{\"size\":%" PRIu64 ",\"rounds\":%d,\"chunk\":%u", size, rounds, PX_CXLLD_CHUNK);
@@ -526,6 +567,15 @@ static int run_guest(side *s, const char *dir, const char *pool_dir, uint64_t si
             printf("%s%.6f", r ? "," : "", t[m][r]);
         printf("]");
     }
+    /* CPU seconds per phase and round: [this side (guest), the pool's side] */
+    printf(",\"cpu\":{");
+    for (int m = 0; m < N_M; m++) {
+        printf("%s\"%s\":[", m ? "," : "", m_name[m]);
+        for (int r = 0; r < rounds; r++)
+            printf("%s[%.3f,%.3f]", r ? "," : "", cs[m][r], cp[m][r]);
+        printf("]");
+    }
+    printf("}");
     printf(",\"stats\":{\"fetched\":%" PRIu64 ",\"fetched_zero\":%" PRIu64 ",\"wb_sent\":%" PRIu64
            ",\"wb_same\":%" PRIu64 ",\"resent\":%" PRIu64 ",\"again\":%" PRIu64 ",\"dups\":%" PRIu64
            ",\"bad_msgs\":%" PRIu64 "}}\n",
