@@ -154,6 +154,11 @@ def drive(driver, hosts, base, size, rounds, window):
         guest.wait(timeout=60)
         if not out or guest.returncode != 0:
             raise SystemExit(f"bench/cxl: the guest side failed (exit {guest.returncode})")
+        pool.stdin.write("quit\n")
+        pool.stdin.close()
+        err = pool.stderr.read()
+        if pool.wait(timeout=60) != 0:
+            raise SystemExit(f"bench/cxl: the pool side failed (exit {pool.returncode}): {err}")
         return json.loads(out[-1])
     finally:
         for p in (guest, pool):
@@ -161,7 +166,7 @@ def drive(driver, hosts, base, size, rounds, window):
                 try:
                     p.stdin.write("quit\n")
                     p.stdin.close()
-                except OSError:
+                except (OSError, ValueError):
                     pass
                 try:
                     p.wait(timeout=30)
