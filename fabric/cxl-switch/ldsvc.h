@@ -122,7 +122,9 @@ px_err px_cxlld_fetch(px_cxlld *s, const char *lab, const char *pool, const char
  * last write-back to the pool's node; done when that node has written all
  * of them into its files and acknowledged them. A write-back asked for
  * while one is running starts when that one ends (and covers changes made
- * in between). PX_E_NOTFOUND for an unknown handle, PX_E_AGAIN while the
+ * in between); if the running one fails, the ones waiting fail with it.
+ * A failed write-back leaves unacknowledged chunks to the next one.
+ * PX_E_NOTFOUND for an unknown handle, PX_E_AGAIN while the
  * fetch is still running, PX_E_INVAL after a failed fetch; done is not
  * called then. For a pool on this node, done runs with PX_OK at once (on
  * the next loop iteration). */
