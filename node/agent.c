@@ -475,6 +475,8 @@ static void run_tool(px_node *n, const px_msg_tool *t)
         px_ethsvc_tool(n->eth, t, r);
     } else if (strcmp(what, "ivshmem") == 0 && n->shm) {
         px_shmsvc_tool(n->shm, t, r);
+    } else if (strcmp(what, "cxl-sync") == 0 && n->cxlst) {
+        px_node_cxl_tool(n, t, r);
     } else {
         r->code = PX_E_UNKNOWN;
         snprintf(r->text, sizeof(r->text), "node %s: no tool '%s'", n->name, what);
@@ -575,6 +577,8 @@ static void data_msg(void *ud, const px_peer *from, const px_msg *m)
         px_shmsvc_on_msg(n->shm, from, &m->body.shm);
     else if (m->env.type == PX_MSG_CXL)
         px_node_cxl_msg(n, from, &m->body.cxl);
+    else if (m->env.type == PX_MSG_CXLSYNC)
+        px_node_cxl_sync_msg(n, from, &m->body.cxlsync);
     else
         px_node_can_msg(ud, from, m);
 }

@@ -1,4 +1,11 @@
-/* plexus-node — CXL memory for this node's guests. See node/cxl.h. */
+/* plexus-node — CXL memory for this node's guests. See node/cxl.h.
+ *
+ * Three layers: a guest's bindings (nld rows, as it was or will be started
+ * with), the materialised LDs they point at (ncopy: one per LD of a lab on
+ * this node, counted by the guests' rows), and the services that move LD
+ * data - px_cxlld for fetches and chunk write-backs, px_cxlsync for the
+ * changes of shared LDs.
+ */
 #include "node/cxl.h"
 
 #include <inttypes.h>
@@ -9,7 +16,27 @@
 #include "fabric/core/fsutil.h"
 #include "fabric/core/log.h"
 #include "fabric/cxl-switch/ldsvc.h"
+#include "fabric/cxl-switch/ldsync.h"
 #include "node/guest.h"
+
+/* An LD of a lab on this node: the pool's own files on the pool's node, a
+ * copy elsewhere. Every local guest bound to it maps these files. */
+typedef struct ncopy {
+    char pool[64];
+    uint32_t ld;
+    uint64_t size;
+    char pool_node[64];
+    bool local; /* the pool is on this node: its own files */
+    char mem[PX_QEMU_CXL_MAX_PATH], lsa[PX_QEMU_CXL_MAX_PATH];
+    uint64_t gen;    /* tells a callback whether it is still about this copy */
+    uint64_t handle; /* the fetch's (remote LDs) */
+    bool have_handle;
+    bool fetching;
+    bool ready;    /* the files hold the LD */
+    bool synced;   /* open in px_cxlsync: the LD is shared */
+    bool leaving;  /* no guest uses it: a last write-back runs */
+    uint32_t refs; /* guests' rows pointing at it */
+} ncopy;
 
 /* One LD bound to a local guest. */
 typedef struct nld {
@@ -18,11 +45,7 @@ typedef struct nld {
     uint32_t ld;
     uint64_t size;
     char pool_node[64];
-    bool local; /* the pool is on this node: its own files */
-    char mem[PX_QEMU_CXL_MAX_PATH], lsa[PX_QEMU_CXL_MAX_PATH];
-    uint64_t handle; /* the fetch's (remote LDs) */
-    bool have_handle;
-    bool ready; /* the files hold the LD */
+    ncopy *cp; /* once materialised (holds a reference) */
 } nld;
 
 /* The CXL side of one guest of a lab on this node, by name (the lab's guest
@@ -34,12 +57,18 @@ typedef struct ngst {
     nld *next; /* bindings changed: for its next start */
     uint32_t n_next;
     bool stale;
-    uint32_t fetching, writing; /* in flight */
-    bool stop_wb;               /* a stop's write-back runs */
-    bool ran;                   /* was running: its next stop writes back */
-    bool hold;                  /* stopped with its LDs unbound: not started until a bind */
+    uint32_t writing; /* a stop's write-backs in flight */
+    bool stop_wb;     /* a stop's write-back runs */
+    bool ran;         /* was running: its next stop writes back */
+    bool hold;        /* stopped with its LDs unbound: not started until a bind */
     px_qemu_cxl_ld q[PX_QEMU_CXL_VPPBS * 32];
 } ngst;
+
+/* How many vPPBs an LD is bound to in the lab's plan. */
+typedef struct nbind {
+    char pool[64];
+    uint32_t ld, n;
+} nbind;
 
 typedef struct nlab {
     char name[64];
@@ -47,12 +76,18 @@ typedef struct nlab {
     uint32_t n;
     char pools[64][64]; /* pools opened here */
     uint32_t n_pools;
+    ncopy **copies;
+    uint32_t n_copies;
+    nbind *binds;
+    uint32_t n_binds;
 } nlab;
 
 struct px_node_cxl {
     px_cxlld *ld;
+    px_cxlsync *sync;
     nlab **labs;
     uint32_t n_labs;
+    uint64_t gen;
     uv_timer_t ckpt;
 };
 
@@ -110,6 +145,31 @@ static px_node_guest *node_guest(px_node_lab *l, const char *name)
     return NULL;
 }
 
+static ncopy *copy_find(nlab *l, const char *pool, uint32_t ld)
+{
+    for (uint32_t i = 0; i < l->n_copies; i++)
+        if (l->copies[i]->ld == ld && strcmp(l->copies[i]->pool, pool) == 0)
+            return l->copies[i];
+    return NULL;
+}
+
+/* Bound to more than one vPPB in the last plan. */
+static uint32_t bound_count(const nlab *l, const char *pool, uint32_t ld)
+{
+    for (uint32_t i = 0; i < l->n_binds; i++)
+        if (l->binds[i].ld == ld && strcmp(l->binds[i].pool, pool) == 0)
+            return l->binds[i].n;
+    return 0;
+}
+
+static bool guest_fetching(const ngst *g)
+{
+    for (uint32_t i = 0; i < g->n; i++)
+        if (g->lds[i].cp && g->lds[i].cp->fetching)
+            return true;
+    return false;
+}
+
 /* ---- the service ---- */
 
 static void on_ckpt(uv_timer_t *t);
@@ -122,6 +182,11 @@ px_err px_node_cxl_start(px_node *n, px_errmsg *em)
     if (!c || px_cxlld_new(n->loop, &io, &c->ld) != PX_OK) {
         free(c);
         return px_errmsg_set(em, PX_E_NOMEM, "CXL service: out of memory");
+    }
+    if (px_cxlsync_new(n->loop, &io, &c->sync) != PX_OK) {
+        px_cxlld_close(c->ld, NULL, NULL);
+        free(c);
+        return px_errmsg_set(em, PX_E_NOMEM, "CXL sync service: out of memory");
     }
     uv_timer_init(n->loop, &c->ckpt);
     c->ckpt.data = n;
@@ -178,85 +243,390 @@ static bool same_lds(const nld *a, uint32_t na, const nld *b, uint32_t nb)
     return true;
 }
 
+/* What a callback is about: a guest (a stop's write-back) or a copy (its
+ * fetch, its last write-back), by name - the rows may be gone by then. */
 typedef struct cbctx {
     px_node *n;
     char lab[64], guest[64];
-    uint32_t idx; /* in the guest's lds */
-    bool stop;    /* a stop's write-back */
+    char pool[64];
+    uint32_t ld;
+    uint64_t gen;
+    bool stop; /* a stop's write-back */
 } cbctx;
 
-static void guest_ready(px_node *n, const char *lab, const char *guest);
-static void restart_stale(px_node *n, px_node_lab *nl, px_node_guest *ng, ngst *g);
+static cbctx *cb_new(px_node *n, const char *lab)
+{
+    cbctx *cb = calloc(1, sizeof(*cb));
+    if (cb) {
+        cb->n = n;
+        snprintf(cb->lab, sizeof(cb->lab), "%s", lab);
+    }
+    return cb;
+}
+
+static ncopy *cb_copy(const cbctx *cb, nlab **lp)
+{
+    nlab *l = cb->n->cxlst ? lab_of(cb->n, cb->lab, false) : NULL;
+    ncopy *cp = l ? copy_find(l, cb->pool, cb->ld) : NULL;
+    if (lp)
+        *lp = l;
+    return cp && cp->gen == cb->gen ? cp : NULL;
+}
+
+/* ---- copies ---- */
+
+static void copy_drop(struct px_node_cxl *c, nlab *l, ncopy *cp)
+{
+    if (cp->synced)
+        px_cxlsync_copy_close(c->sync, l->name, cp->pool, cp->ld);
+    if (cp->have_handle)
+        px_cxlld_forget(c->ld, cp->handle);
+    for (uint32_t i = 0; i < l->n_copies; i++)
+        if (l->copies[i] == cp) {
+            l->copies[i] = l->copies[--l->n_copies];
+            break;
+        }
+    free(cp);
+}
+
+static void left(void *ud, px_err err, const char *msg)
+{
+    cbctx *cb = ud;
+    nlab *l;
+    ncopy *cp = cb_copy(cb, &l);
+    if (err && err != PX_E_CLOSED)
+        PX_WARN("cxl", "last write-back of an LD failed", "lab=%s pool=%s ld=%u detail=\"%s\"",
+                cb->lab, cb->pool, cb->ld, msg ? msg : px_errname(err));
+    if (cp && cp->leaving && !cp->refs)
+        copy_drop(cb->n->cxlst, l, cp);
+    free(cb);
+}
+
+/* The last guest let go of cp: a shared copy sends its last changes, a
+ * private one writes back what changed, then the copy is forgotten (its
+ * files stay until the lab goes). */
+static void copy_put(px_node *n, nlab *l, ncopy *cp)
+{
+    if (!cp || --cp->refs)
+        return;
+    struct px_node_cxl *c = n->cxlst;
+    if (cp->local || !cp->ready || !cp->have_handle || cp->synced) {
+        copy_drop(c, l, cp);
+        return;
+    }
+    cbctx *cb = cb_new(n, l->name);
+    px_errmsg em = {{0}};
+    if (cb) {
+        snprintf(cb->pool, sizeof(cb->pool), "%s", cp->pool);
+        cb->ld = cp->ld;
+        cb->gen = cp->gen;
+    }
+    if (!cb || px_cxlld_writeback(c->ld, cp->handle, left, cb, &em) != PX_OK) {
+        PX_WARN("cxl", "last write-back of an LD cannot start",
+                "lab=%s pool=%s ld=%u detail=\"%s\"", l->name, cp->pool, cp->ld,
+                cb ? em.text : "out of memory");
+        free(cb);
+        copy_drop(c, l, cp);
+        return;
+    }
+    cp->leaving = true;
+}
+
+static ncopy *copy_get(px_node *n, nlab *l, const nld *d)
+{
+    ncopy *cp = copy_find(l, d->pool, d->ld);
+    if (cp) {
+        cp->refs++;
+        cp->leaving = false; /* its last write-back ends without forgetting it */
+        return cp;
+    }
+    ncopy **nc = realloc(l->copies, (l->n_copies + 1) * sizeof(*nc));
+    if (!nc)
+        return NULL;
+    l->copies = nc;
+    if (!(cp = calloc(1, sizeof(*cp))))
+        return NULL;
+    snprintf(cp->pool, sizeof(cp->pool), "%s", d->pool);
+    cp->ld = d->ld;
+    cp->size = d->size;
+    snprintf(cp->pool_node, sizeof(cp->pool_node), "%s", d->pool_node);
+    cp->local = strcmp(d->pool_node, n->name) == 0;
+    cp->gen = ++n->cxlst->gen;
+    cp->refs = 1;
+    l->copies[l->n_copies++] = cp;
+    return cp;
+}
+
+static void lds_release(px_node *n, nlab *l, nld *lds, uint32_t nl)
+{
+    for (uint32_t i = 0; i < nl; i++) {
+        copy_put(n, l, lds[i].cp);
+        lds[i].cp = NULL;
+    }
+    free(lds);
+}
+
+/* A guest that cannot start: its state says why (while no QEMU runs). */
+static void guests_failed(px_node *n, nlab *l, const ncopy *cp, const char *why)
+{
+    px_node_lab *nl = node_lab(n, l->name);
+    for (uint32_t k = 0; nl && k < l->n; k++) {
+        ngst *g = &l->g[k];
+        bool uses = false;
+        for (uint32_t i = 0; i < g->n && !uses; i++)
+            uses = g->lds[i].cp == cp;
+        px_node_guest *ng = uses ? node_guest(nl, g->name) : NULL;
+        if (ng && !ng->g) {
+            snprintf(ng->state, sizeof(ng->state), "failed");
+            snprintf(ng->detail, sizeof(ng->detail), "%s", why);
+            px_node_lab_changed(n, nl);
+        }
+    }
+}
+
+static void start_fetch(px_node *n, px_node_lab *nl, nlab *l, ncopy *cp);
+
+/* A shared LD's copy starts syncing: from now on if it is arriving (the
+ * changes the hub sends meanwhile are held), at once if it is here. */
+static void sync_open(px_node *n, nlab *l, ncopy *cp)
+{
+    struct px_node_cxl *c = n->cxlst;
+    px_errmsg em = {{0}};
+    if (px_cxlsync_copy_open(c->sync, l->name, cp->pool, cp->ld, cp->mem, &em) != PX_OK) {
+        PX_WARN("cxl", "shared LD cannot be kept in step here",
+                "lab=%s pool=%s ld=%u detail=\"%s\"", l->name, cp->pool, cp->ld, em.text);
+        return;
+    }
+    cp->synced = true;
+}
 
 static void fetched(void *ud, px_err err, const char *msg)
 {
     cbctx *cb = ud;
     px_node *n = cb->n;
-    nlab *l = n->cxlst ? lab_of(n, cb->lab, false) : NULL;
-    ngst *g = l ? guest_of(l, cb->guest, false) : NULL;
-    if (g) {
-        g->fetching--;
-        if (err) {
-            PX_WARN("cxl", "LD cannot be copied to this host", "lab=%s guest=%s detail=\"%s\"",
-                    cb->lab, cb->guest, msg ? msg : px_errname(err));
-            px_node_lab *nl = node_lab(n, cb->lab);
-            px_node_guest *ng = nl ? node_guest(nl, cb->guest) : NULL;
-            if (ng && !ng->g) {
-                snprintf(ng->state, sizeof(ng->state), "failed");
-                snprintf(ng->detail, sizeof(ng->detail), "CXL LD copy failed: %s",
-                         msg ? msg : px_errname(err));
-                px_node_lab_changed(n, nl);
-            }
-        } else if (cb->idx < g->n) {
-            g->lds[cb->idx].ready = true;
-            if (!g->fetching)
-                guest_ready(n, cb->lab, cb->guest);
+    nlab *l;
+    ncopy *cp = cb_copy(cb, &l);
+    px_node_lab *nl = cp ? node_lab(n, cb->lab) : NULL;
+    if (!cp || !nl || !cp->fetching) {
+        free(cb);
+        return;
+    }
+    cp->fetching = false;
+    char why[256];
+    if (err) {
+        PX_WARN("cxl", "LD cannot be copied to this host", "lab=%s pool=%s ld=%u detail=\"%s\"",
+                cb->lab, cb->pool, cb->ld, msg ? msg : px_errname(err));
+        snprintf(why, sizeof(why), "CXL LD copy failed: %s", msg ? msg : px_errname(err));
+        guests_failed(n, l, cp, why);
+        free(cb);
+        return;
+    }
+    px_errmsg em = {{0}};
+    if (cp->synced) {
+        px_err e = px_cxlsync_copy_ready(n->cxlst->sync, cb->lab, cp->pool, cp->ld, &em);
+        if (e == PX_E_TOOBIG) { /* changes came faster than the copy: again */
+            PX_WARN("cxl", "shared LD copied again", "lab=%s pool=%s ld=%u detail=\"%s\"", cb->lab,
+                    cp->pool, cp->ld, em.text);
+            free(cb);
+            start_fetch(n, nl, l, cp);
+            return;
+        }
+        if (e) {
+            snprintf(why, sizeof(why), "CXL LD %u of %s cannot be kept in step: %s", cp->ld,
+                     cp->pool, em.text);
+            PX_WARN("cxl", "shared LD copy cannot sync", "lab=%s pool=%s ld=%u detail=\"%s\"",
+                    cb->lab, cp->pool, cp->ld, em.text);
+            guests_failed(n, l, cp, why);
+            free(cb);
+            return;
         }
     }
+    cp->ready = true;
     free(cb);
+    PX_INFO("cxl", "LD on this host", "lab=%s pool=%s ld=%u shared=%s", l->name, cp->pool, cp->ld,
+            cp->synced ? "yes" : "no");
+    px_node_lab_start(n, nl);
 }
 
-/* Start copying g's LDs that are not on this host yet. */
-static void materialise(px_node *n, px_node_lab *nl, ngst *g)
+/* Copy cp's LD from its pool's node into LABDIR/cxl/POOL-ld<K>.mem|.lsa. */
+static void start_fetch(px_node *n, px_node_lab *nl, nlab *l, ncopy *cp)
+{
+    struct px_node_cxl *c = n->cxlst;
+    snprintf(cp->mem, sizeof(cp->mem), "%s/cxl/%s-ld%u.mem", nl->dir, cp->pool, cp->ld);
+    snprintf(cp->lsa, sizeof(cp->lsa), "%s/cxl/%s-ld%u.lsa", nl->dir, cp->pool, cp->ld);
+    if (cp->have_handle) {
+        px_cxlld_forget(c->ld, cp->handle);
+        cp->have_handle = false;
+    }
+    cbctx *cb = cb_new(n, l->name);
+    if (!cb)
+        return;
+    /* A new generation: the forgotten fetch's PX_E_CLOSED is not ours. */
+    cp->gen = ++c->gen;
+    snprintf(cb->pool, sizeof(cb->pool), "%s", cp->pool);
+    cb->ld = cp->ld;
+    cb->gen = cp->gen;
+    px_errmsg em = {{0}};
+    if (px_cxlld_fetch(c->ld, l->name, cp->pool, cp->pool_node, cp->ld, cp->mem, cp->lsa, fetched,
+                       cb, &cp->handle, &em) != PX_OK) {
+        PX_WARN("cxl", "LD copy cannot start", "lab=%s pool=%s ld=%u detail=\"%s\"", l->name,
+                cp->pool, cp->ld, em.text);
+        free(cb);
+        return;
+    }
+    cp->have_handle = true;
+    cp->fetching = true;
+    if (bound_count(l, cp->pool, cp->ld) > 1)
+        sync_open(n, l, cp); /* again if it was open: held changes start over */
+}
+
+/* Point g's rows at their LDs on this host, starting copies of those not
+ * here yet. */
+static void materialise(px_node *n, px_node_lab *nl, nlab *l, ngst *g)
 {
     struct px_node_cxl *c = n->cxlst;
     for (uint32_t i = 0; i < g->n; i++) {
         nld *d = &g->lds[i];
-        if (d->ready)
+        if (!d->cp && !(d->cp = copy_get(n, l, d)))
             continue;
-        if (strcmp(d->pool_node, n->name) == 0) {
-            d->local = true;
-            if (px_cxlld_pool_paths(c->ld, nl->name, d->pool, d->ld, d->mem, sizeof(d->mem), d->lsa,
-                                    sizeof(d->lsa)) == PX_OK)
-                d->ready = true;
+        ncopy *cp = d->cp;
+        if (cp->ready || cp->fetching)
             continue;
-        }
-        snprintf(d->mem, sizeof(d->mem), "%s/cxl/%s-a%u-v%u.mem", nl->dir, g->name, d->attach,
-                 d->vppb);
-        snprintf(d->lsa, sizeof(d->lsa), "%s/cxl/%s-a%u-v%u.lsa", nl->dir, g->name, d->attach,
-                 d->vppb);
-        cbctx *cb = calloc(1, sizeof(*cb));
-        if (!cb)
-            continue;
-        *cb = (cbctx){.n = n, .idx = i};
-        snprintf(cb->lab, sizeof(cb->lab), "%s", nl->name);
-        snprintf(cb->guest, sizeof(cb->guest), "%s", g->name);
-        px_errmsg em = {{0}};
-        if (d->have_handle) {
-            px_cxlld_forget(c->ld, d->handle);
-            d->have_handle = false;
-        }
-        if (px_cxlld_fetch(c->ld, nl->name, d->pool, d->pool_node, d->ld, d->mem, d->lsa, fetched,
-                           cb, &d->handle, &em) != PX_OK) {
-            PX_WARN("cxl", "LD copy cannot start", "lab=%s guest=%s pool=%s ld=%u detail=\"%s\"",
-                    nl->name, g->name, d->pool, d->ld, em.text);
-            free(cb);
+        if (cp->local) {
+            if (px_cxlld_pool_paths(c->ld, nl->name, cp->pool, cp->ld, cp->mem, sizeof(cp->mem),
+                                    cp->lsa, sizeof(cp->lsa)) == PX_OK)
+                cp->ready = true;
             continue;
         }
-        d->have_handle = true;
-        g->fetching++;
+        start_fetch(n, nl, l, cp);
     }
 }
+
+/* The LD's sharing changed (or not): a copy joins or leaves px_cxlsync.
+ * A copy that is here when its LD becomes shared takes its twin now and
+ * writes back what changed before (the hub's next sync passes that on). */
+static void copy_sharing(px_node *n, nlab *l, ncopy *cp);
+
+static void wb_done(void *ud, px_err err, const char *msg)
+{
+    cbctx *cb = ud;
+    if (err && err != PX_E_CLOSED)
+        PX_WARN("cxl", "LD write-back failed", "lab=%s pool=%s ld=%u detail=\"%s\"", cb->lab,
+                cb->pool, cb->ld, msg ? msg : px_errname(err));
+    free(cb);
+}
+
+static void copy_sharing(px_node *n, nlab *l, ncopy *cp)
+{
+    struct px_node_cxl *c = n->cxlst;
+    bool shared = bound_count(l, cp->pool, cp->ld) > 1;
+    if (cp->local || shared == cp->synced || (!cp->ready && !cp->fetching))
+        return;
+    if (!shared) {
+        PX_INFO("cxl", "LD no longer shared", "lab=%s pool=%s ld=%u", l->name, cp->pool, cp->ld);
+        px_cxlsync_copy_close(c->sync, l->name, cp->pool, cp->ld);
+        cp->synced = false;
+        return;
+    }
+    sync_open(n, l, cp);
+    if (!cp->synced || cp->fetching)
+        return;
+    px_errmsg em = {{0}};
+    if (px_cxlsync_copy_ready(c->sync, l->name, cp->pool, cp->ld, &em) != PX_OK) {
+        PX_WARN("cxl", "shared LD copy cannot sync", "lab=%s pool=%s ld=%u detail=\"%s\"", l->name,
+                cp->pool, cp->ld, em.text);
+        px_cxlsync_copy_close(c->sync, l->name, cp->pool, cp->ld);
+        cp->synced = false;
+        return;
+    }
+    cbctx *cb = cb_new(n, l->name);
+    if (!cb)
+        return;
+    snprintf(cb->pool, sizeof(cb->pool), "%s", cp->pool);
+    cb->ld = cp->ld;
+    if (px_cxlld_writeback(c->ld, cp->handle, wb_done, cb, &em) != PX_OK) {
+        PX_WARN("cxl", "LD write-back cannot start", "lab=%s pool=%s ld=%u detail=\"%s\"", l->name,
+                cp->pool, cp->ld, em.text);
+        free(cb);
+    }
+}
+
+/* ---- plans ---- */
+
+static px_err count_binds(nlab *l, const px_msg_plan *p, px_errmsg *em)
+{
+    nbind *b = p->n_cxl ? calloc(p->n_cxl, sizeof(*b)) : NULL;
+    if (p->n_cxl && !b)
+        return px_errmsg_set(em, PX_E_NOMEM, "CXL: out of memory");
+    uint32_t nb = 0;
+    for (uint32_t i = 0; i < p->n_cxl; i++) {
+        char pool[64];
+        px_str_copy(pool, sizeof(pool), p->cxl[i].pool);
+        uint32_t k = 0;
+        while (k < nb && !(b[k].ld == p->cxl[i].ld && strcmp(b[k].pool, pool) == 0))
+            k++;
+        if (k == nb) {
+            snprintf(b[nb].pool, sizeof(b[nb].pool), "%s", pool);
+            b[nb++].ld = p->cxl[i].ld;
+        }
+        b[k].n++;
+    }
+    free(l->binds);
+    l->binds = b;
+    l->n_binds = nb;
+    return PX_OK;
+}
+
+/* Every pool of a switch this node takes part in, to px_cxlsync: the hub,
+ * the period, and at the hub the switch's hosts and which LDs are shared. */
+static px_err sync_pools(px_node *n, px_node_lab *nl, nlab *l, const px_msg_plan *p, px_errmsg *em)
+{
+    const px_topo *t = nl->topo;
+    const char *hosts[PX_CXLSYNC_MAX_HOSTS];
+    char names[PX_CXLSYNC_MAX_HOSTS][64];
+    bool shared[PX_WIRE_MAX_CXL_LDS];
+    for (uint32_t i = 0; i < p->n_nets; i++) {
+        char sw[64], home[64];
+        px_str_copy(sw, sizeof(sw), p->nets[i].name);
+        px_str_copy(home, sizeof(home), p->nets[i].home);
+        px_topo_ref ref;
+        if (!px_topo_find_net(t, sw, &ref) || ref.type != PX_TOPO_OBJ_CXL_SWITCH)
+            continue;
+        uint32_t nh = 0;
+        for (uint32_t k = 0; k < p->n_members && nh < PX_CXLSYNC_MAX_HOSTS; k++)
+            if (px_str_eq(p->members[k].net, sw)) {
+                px_str_copy(names[nh], sizeof(names[nh]), p->members[k].node);
+                hosts[nh] = names[nh];
+                nh++;
+            }
+        for (uint32_t k = 0; k < t->n_cxl_pools; k++) {
+            const px_topo_cxl_pool *pl = &t->cxl_pools[k];
+            if (pl->sw != ref.index || !pl->n_lds || pl->n_lds > PX_WIRE_MAX_CXL_LDS)
+                continue;
+            for (uint32_t d = 0; d < pl->n_lds; d++)
+                shared[d] = bound_count(l, pl->name, d) > 1;
+            char dir[4200];
+            snprintf(dir, sizeof(dir), "%s/cxl/%s", nl->dir, pl->name);
+            uint64_t ms = pl->sync_ns / 1000000u;
+            px_cxlsync_pool_cfg cfg = {.lab = nl->name,
+                                       .pool = pl->name,
+                                       .hub = home,
+                                       .ld_size = pl->ld_size,
+                                       .n_lds = pl->n_lds,
+                                       .period_ms = ms ? ms : 1,
+                                       .dir = dir,
+                                       .hosts = hosts,
+                                       .n_hosts = nh,
+                                       .shared = shared};
+            px_err err = px_cxlsync_pool_set(n->cxlst->sync, &cfg, em);
+            if (err)
+                return err;
+        }
+    }
+    return PX_OK;
+}
+
+static void restart_stale(px_node *n, px_node_lab *nl, px_node_guest *ng, ngst *g);
 
 px_err px_node_cxl_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_errmsg *em)
 {
@@ -296,6 +666,15 @@ px_err px_node_cxl_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_er
                     pl->n_lds, pl->ld_size);
         }
     }
+    /* Which LDs are shared now, and the copies that start or stop
+     * syncing for it. */
+    px_err err = count_binds(cl, p, em);
+    if (!err)
+        err = sync_pools(n, l, cl, p, em);
+    if (err)
+        return err;
+    for (uint32_t i = 0; i < cl->n_copies; i++)
+        copy_sharing(n, cl, cl->copies[i]);
     /* The LDs of this node's guests. */
     nld want[PX_QEMU_CXL_VPPBS * 32];
     for (uint32_t i = 0; i < l->n_guests; i++) {
@@ -328,10 +707,10 @@ px_err px_node_cxl_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_er
             restart_stale(n, l, ng, g); /* stopped: now */
             continue;
         }
-        for (uint32_t k = 0; k < g->n; k++)
-            if (g->lds[k].have_handle)
-                px_cxlld_forget(c->ld, g->lds[k].handle);
-        free(g->lds);
+        /* The new rows take their copies before the old ones let go, so
+         * an LD in both is neither forgotten nor fetched again. */
+        nld *old = g->lds;
+        uint32_t n_old = g->n;
         g->lds = copy;
         g->n = nw;
         if (g->hold && nw) { /* a bind starts a guest its unbind stopped */
@@ -339,7 +718,8 @@ px_err px_node_cxl_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_er
             snprintf(ng->state, sizeof(ng->state), "defined");
             ng->detail[0] = '\0';
         }
-        materialise(n, l, g);
+        materialise(n, l, cl, g);
+        lds_release(n, cl, old, n_old);
     }
     return PX_OK;
 }
@@ -356,7 +736,7 @@ bool px_node_cxl_ready(px_node *n, px_node_lab *l, px_node_guest *ng, px_qemu_cf
         return true;
     if (g->hold)
         return false; /* state and detail say why */
-    if (g->fetching || g->writing) {
+    if (guest_fetching(g) || g->writing) {
         snprintf(ng->state, sizeof(ng->state), "defined");
         snprintf(ng->detail, sizeof(ng->detail), "%s",
                  g->writing ? "writing CXL LDs back to their pool"
@@ -365,7 +745,8 @@ bool px_node_cxl_ready(px_node *n, px_node_lab *l, px_node_guest *ng, px_qemu_cf
     }
     uint32_t k = 0;
     for (uint32_t i = 0; i < g->n && k < sizeof(g->q) / sizeof(g->q[0]); i++) {
-        if (!g->lds[i].ready) {
+        const ncopy *cp = g->lds[i].cp;
+        if (!cp || !cp->ready) {
             snprintf(ng->state, sizeof(ng->state), "failed");
             snprintf(ng->detail, sizeof(ng->detail), "CXL LD %u of %s is not on this host",
                      g->lds[i].ld, g->lds[i].pool);
@@ -373,22 +754,13 @@ bool px_node_cxl_ready(px_node *n, px_node_lab *l, px_node_guest *ng, px_qemu_cf
         }
         g->q[k++] = (px_qemu_cxl_ld){.attach = g->lds[i].attach,
                                      .vppb = g->lds[i].vppb,
-                                     .mem_path = g->lds[i].mem,
-                                     .lsa_path = g->lds[i].lsa,
+                                     .mem_path = cp->mem,
+                                     .lsa_path = cp->lsa,
                                      .size = g->lds[i].size};
     }
     cfg->cxl_lds = g->q;
     cfg->n_cxl_lds = k;
     return true;
-}
-
-static void guest_ready(px_node *n, const char *lab, const char *guest)
-{
-    px_node_lab *nl = node_lab(n, lab);
-    if (nl) {
-        PX_INFO("cxl", "LDs on this host", "lab=%s guest=%s", lab, guest);
-        px_node_lab_start(n, nl);
-    }
 }
 
 /* A stopped guest whose bindings changed starts again with its new LDs: a
@@ -399,6 +771,9 @@ static void restart_stale(px_node *n, px_node_lab *nl, px_node_guest *ng, ngst *
         return;
     px_guest_state st = px_guest_get_state(ng->g);
     if (st != PX_GUEST_STOPPED && st != PX_GUEST_FAILED)
+        return;
+    nlab *cl = lab_of(n, nl->name, false);
+    if (!cl)
         return;
     /* Only a bind starts a stopped guest; after an unbind alone it stays
      * stopped, with fewer LDs for whenever it starts. */
@@ -415,10 +790,8 @@ static void restart_stale(px_node *n, px_node_lab *nl, px_node_guest *ng, ngst *
     ng->g = NULL;
     snprintf(ng->state, sizeof(ng->state), "defined");
     ng->detail[0] = '\0';
-    for (uint32_t k = 0; k < g->n; k++)
-        if (g->lds[k].have_handle)
-            px_cxlld_forget(n->cxlst->ld, g->lds[k].handle);
-    free(g->lds);
+    nld *old = g->lds;
+    uint32_t n_old = g->n;
     g->lds = g->next;
     g->n = g->n_next;
     g->next = NULL;
@@ -426,13 +799,15 @@ static void restart_stale(px_node *n, px_node_lab *nl, px_node_guest *ng, ngst *
     g->stale = false;
     g->ran = false;
     if (!restart) {
+        lds_release(n, cl, old, n_old);
         g->hold = true; /* defined, not started, until a bind */
         snprintf(ng->state, sizeof(ng->state), "stopped");
         snprintf(ng->detail, sizeof(ng->detail), "its CXL LDs were unbound; a bind starts it");
         return;
     }
-    materialise(n, nl, g);
-    if (!g->fetching)
+    materialise(n, nl, cl, g);
+    lds_release(n, cl, old, n_old);
+    if (!guest_fetching(g))
         px_node_lab_start(n, nl);
 }
 
@@ -458,28 +833,37 @@ static void written(void *ud, px_err err, const char *msg)
     free(cb);
 }
 
-/* Write g's remote LDs back to their pools. */
-static void write_back(px_node *n, const char *lab, ngst *g, bool stop)
+/* A stop of g: its remote LDs go back to their pools - a private copy's
+ * changed chunks (acknowledged by the pool's node), a shared copy's changes
+ * as a sync point (on their way, in order, when this returns). */
+static void write_back(px_node *n, const char *lab, ngst *g)
 {
+    struct px_node_cxl *c = n->cxlst;
     for (uint32_t i = 0; i < g->n; i++) {
-        nld *d = &g->lds[i];
-        if (d->local || !d->have_handle || !d->ready)
+        ncopy *cp = g->lds[i].cp;
+        if (!cp || cp->local || !cp->have_handle || !cp->ready)
             continue;
-        cbctx *cb = calloc(1, sizeof(*cb));
+        px_errmsg em = {{0}};
+        if (cp->synced) {
+            px_cxlsync_result res;
+            if (px_cxlsync_now(c->sync, lab, cp->pool, cp->ld, &res, &em) == PX_OK)
+                PX_INFO("cxl", "shared LD synchronised at a guest's stop",
+                        "lab=%s guest=%s pool=%s ld=%u bytes=%" PRIu64, lab, g->name, cp->pool,
+                        cp->ld, res.bytes);
+            continue;
+        }
+        cbctx *cb = cb_new(n, lab);
         if (!cb)
             continue;
-        *cb = (cbctx){.n = n, .idx = i, .stop = stop};
-        snprintf(cb->lab, sizeof(cb->lab), "%s", lab);
         snprintf(cb->guest, sizeof(cb->guest), "%s", g->name);
-        px_errmsg em = {{0}};
-        if (px_cxlld_writeback(n->cxlst->ld, d->handle, written, cb, &em) != PX_OK) {
+        cb->stop = true;
+        if (px_cxlld_writeback(c->ld, cp->handle, written, cb, &em) != PX_OK) {
             PX_WARN("cxl", "LD write-back cannot start", "lab=%s guest=%s detail=\"%s\"", lab,
                     g->name, em.text);
             free(cb);
             continue;
         }
-        if (stop)
-            g->writing++;
+        g->writing++;
     }
 }
 
@@ -500,15 +884,14 @@ void px_node_cxl_guest_changed(px_node *n, px_node_lab *l, px_node_guest *ng)
         return;
     g->ran = false;
     g->stop_wb = true;
-    write_back(n, l->name, g, true);
-    if (!g->writing) { /* nothing remote: done at once */
+    write_back(n, l->name, g);
+    if (!g->writing) { /* nothing to wait for: done at once */
         g->stop_wb = false;
         g->writing = 1;
-        cbctx *cb = calloc(1, sizeof(*cb));
+        cbctx *cb = cb_new(n, l->name);
         if (cb) {
-            *cb = (cbctx){.n = n, .stop = true};
-            snprintf(cb->lab, sizeof(cb->lab), "%s", l->name);
             snprintf(cb->guest, sizeof(cb->guest), "%s", g->name);
+            cb->stop = true;
             written(cb, PX_OK, NULL);
         } else {
             g->writing = 0;
@@ -525,6 +908,9 @@ bool px_node_cxl_busy(const px_node *n, const px_node_lab *l, const px_node_gues
     return g && g->stop_wb;
 }
 
+/* Every PX_NODE_CXL_CHECKPOINT_MS: the private copies that a running guest
+ * uses write back what changed (once per copy, however many guests use
+ * it). Shared copies have their own, shorter, sync period. */
 static void on_ckpt(uv_timer_t *t)
 {
     px_node *n = t->data;
@@ -532,10 +918,28 @@ static void on_ckpt(uv_timer_t *t)
     for (uint32_t i = 0; i < c->n_labs; i++) {
         nlab *cl = c->labs[i];
         px_node_lab *nl = node_lab(n, cl->name);
-        for (uint32_t k = 0; nl && k < cl->n; k++) {
-            px_node_guest *ng = node_guest(nl, cl->g[k].name);
-            if (ng && ng->g && px_guest_get_state(ng->g) == PX_GUEST_RUNNING)
-                write_back(n, cl->name, &cl->g[k], false);
+        for (uint32_t k = 0; nl && k < cl->n_copies; k++) {
+            ncopy *cp = cl->copies[k];
+            if (cp->local || cp->synced || !cp->ready || !cp->have_handle || cp->leaving)
+                continue;
+            bool running = false;
+            for (uint32_t j = 0; j < cl->n && !running; j++) {
+                px_node_guest *ng = node_guest(nl, cl->g[j].name);
+                if (!ng || !ng->g || px_guest_get_state(ng->g) != PX_GUEST_RUNNING)
+                    continue;
+                for (uint32_t d = 0; d < cl->g[j].n && !running; d++)
+                    running = cl->g[j].lds[d].cp == cp;
+            }
+            if (!running)
+                continue;
+            cbctx *cb = cb_new(n, cl->name);
+            px_errmsg em = {{0}};
+            if (!cb)
+                continue;
+            snprintf(cb->pool, sizeof(cb->pool), "%s", cp->pool);
+            cb->ld = cp->ld;
+            if (px_cxlld_writeback(c->ld, cp->handle, wb_done, cb, &em) != PX_OK)
+                free(cb);
         }
     }
 }
@@ -543,13 +947,17 @@ static void on_ckpt(uv_timer_t *t)
 static void lab_free(struct px_node_cxl *c, nlab *l)
 {
     for (uint32_t i = 0; i < l->n; i++) {
-        for (uint32_t k = 0; k < l->g[i].n; k++)
-            if (l->g[i].lds[k].have_handle)
-                px_cxlld_forget(c->ld, l->g[i].lds[k].handle);
         free(l->g[i].lds);
         free(l->g[i].next);
     }
     free(l->g);
+    for (uint32_t i = 0; i < l->n_copies; i++) {
+        if (l->copies[i]->have_handle)
+            px_cxlld_forget(c->ld, l->copies[i]->handle);
+        free(l->copies[i]);
+    }
+    free(l->copies);
+    free(l->binds);
     free(l);
 }
 
@@ -564,6 +972,7 @@ void px_node_cxl_remove(px_node *n, const char *lab)
             c->labs[i] = c->labs[--c->n_labs];
             break;
         }
+    px_cxlsync_lab_remove(c->sync, lab);
     px_cxlld_lab_remove(c->ld, lab);
 }
 
@@ -572,6 +981,88 @@ void px_node_cxl_msg(px_node *n, const px_peer *from, const px_msg_cxl *m)
     if (n->cxlst)
         px_cxlld_on_msg(n->cxlst->ld, from, m);
 }
+
+void px_node_cxl_sync_msg(px_node *n, const px_peer *from, const px_msg_cxlsync *m)
+{
+    if (n->cxlst)
+        px_cxlsync_on_msg(n->cxlst->sync, from, m);
+}
+
+/* ---- plexus cxl sync ---- */
+
+void px_node_cxl_tool(px_node *n, const px_msg_tool *t, px_svc_reply *r)
+{
+    char lab[64], sw[64], pool[64] = "", lds[16] = "";
+    px_str_copy(lab, sizeof(lab), t->lab);
+    px_str_copy(sw, sizeof(sw), t->net);
+    if (t->n_args > 1)
+        px_str_copy(pool, sizeof(pool), t->args[1]);
+    if (t->n_args > 2)
+        px_str_copy(lds, sizeof(lds), t->args[2]);
+    px_node_lab *nl = node_lab(n, lab);
+    struct px_node_cxl *c = n->cxlst;
+    nlab *cl = c && nl ? lab_of(n, lab, false) : NULL;
+    px_topo_ref pr;
+    char *end;
+    unsigned long ld = strtoul(lds, &end, 10);
+    if (t->n_args != 3 || !lds[0] || *end || lds[0] == '-') {
+        r->code = PX_E_INVAL;
+        snprintf(r->text, sizeof(r->text), "node %s: cxl-sync takes POOL LD", n->name);
+        return;
+    }
+    if (!nl || !cl) {
+        r->code = PX_E_NOTFOUND;
+        snprintf(r->text, sizeof(r->text), "node %s runs no CXL memory of lab %s", n->name, lab);
+        return;
+    }
+    const px_topo *tp = nl->topo;
+    if (!px_topo_find_net(tp, pool, &pr) || pr.type != PX_TOPO_OBJ_CXL_POOL ||
+        strcmp(tp->cxl_switches[tp->cxl_pools[pr.index].sw].name, sw) != 0 ||
+        ld >= tp->cxl_pools[pr.index].n_lds) {
+        r->code = PX_E_NOTFOUND;
+        snprintf(r->text, sizeof(r->text), "lab %s has no pool %s with an LD %s on switch %s", lab,
+                 pool, lds, sw);
+        return;
+    }
+    uint32_t bound = bound_count(cl, pool, (uint32_t)ld);
+    if (bound < 2) {
+        r->code = PX_E_INVAL;
+        snprintf(r->text, sizeof(r->text),
+                 "LD %lu of %s is bound to %u vPPB%s; only a shared LD (bound to two or more) "
+                 "is kept in step between hosts",
+                 ld, pool, bound, bound == 1 ? "" : "s");
+        return;
+    }
+    px_cxlsync_result res;
+    px_errmsg em = {{0}};
+    px_err err = px_cxlsync_now(c->sync, lab, pool, (uint32_t)ld, &res, &em);
+    px_cxlsync_stats st;
+    px_cxlsync_stats_get(c->sync, &st);
+    const char *role = err ? "none" : res.hub ? "pool" : "copy";
+    if (err)
+        snprintf(r->text, sizeof(r->text), "node %s: no copy of %s LD %lu here", n->name, pool, ld);
+    else if (res.arriving)
+        snprintf(r->text, sizeof(r->text),
+                 "node %s: its copy of %s LD %lu is still arriving; it is in step once here",
+                 n->name, pool, ld);
+    else
+        snprintf(r->text, sizeof(r->text),
+                 "node %s: %s LD %lu%s: %" PRIu64 " bytes changed, %u message%s to %u node%s",
+                 n->name, pool, ld, res.hub ? " (the pool's node)" : "", res.bytes, res.msgs,
+                 res.msgs == 1 ? "" : "s", res.to, res.to == 1 ? "" : "s");
+    snprintf(r->json, sizeof(r->json),
+             "{\"node\":\"%s\",\"pool\":\"%s\",\"ld\":%lu,\"role\":\"%s\",\"arriving\":%s,"
+             "\"bytes\":%" PRIu64 ",\"msgs\":%u,\"to\":%u,\"stats\":{\"syncs\":%" PRIu64
+             ",\"bytes_out\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"relayed\":%" PRIu64
+             ",\"queued\":%" PRIu64 ",\"waiting\":%" PRIu64 ",\"dropped\":%" PRIu64
+             ",\"stray\":%" PRIu64 ",\"bad_msgs\":%" PRIu64 ",\"io_errors\":%" PRIu64 "}}",
+             n->name, pool, ld, role, !err && res.arriving ? "true" : "false", err ? 0 : res.bytes,
+             err ? 0 : res.msgs, err ? 0 : res.to, st.syncs, st.bytes_out, st.bytes_in, st.relayed,
+             st.queued, st.waiting, st.dropped, st.stray, st.bad_msgs, st.io_errors);
+    r->code = PX_OK;
+}
+
+/* ---- closing ---- */
 
 typedef struct closing {
     struct px_node_cxl *c;
@@ -598,7 +1089,7 @@ static void ckpt_closed(uv_handle_t *h)
     close_step(h->data);
 }
 
-static void ld_closed(void *ud)
+static void svc_closed(void *ud)
 {
     close_step(ud);
 }
@@ -619,8 +1110,9 @@ void px_node_cxl_close(px_node *n, void (*done)(void *ud), void *ud)
     for (uint32_t i = 0; i < c->n_labs; i++)
         lab_free(c, c->labs[i]);
     c->n_labs = 0;
-    *k = (closing){.c = c, .done = done, .ud = ud, .left = 2};
+    *k = (closing){.c = c, .done = done, .ud = ud, .left = 3};
     c->ckpt.data = k;
     uv_close((uv_handle_t *)&c->ckpt, ckpt_closed);
-    px_cxlld_close(c->ld, ld_closed, k);
+    px_cxlsync_close(c->sync, svc_closed, k);
+    px_cxlld_close(c->ld, svc_closed, k);
 }

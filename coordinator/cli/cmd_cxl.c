@@ -40,6 +40,15 @@ static const char help_cxl[] =
     "  lds SWITCH POOL                 the pool's LDs and their allocations\n"
     "  alloc SWITCH POOL LD SIZE       set an unbound LD's memory (a multiple of\n"
     "                                  256M, like 512M or 1G)\n"
+    "  sync SWITCH POOL LD             bring the copies of a shared LD (bound to\n"
+    "                                  two or more vPPBs) in step now, without\n"
+    "                                  waiting for the pool's sync: period. Done\n"
+    "                                  means: every host of the switch has sent\n"
+    "                                  what changed in its copy to the pool's node,\n"
+    "                                  and the pool's node its own changes to every\n"
+    "                                  host; the pool's node passes each host's on\n"
+    "                                  as it arrives, so another host has them one\n"
+    "                                  transfer later (docs/cxl.md, Shared LDs)\n"
     "\n"
     "options:\n"
     "  --lab LAB   the lab (default: the local lab, else the only lab)\n"
@@ -50,6 +59,7 @@ static const char help_cxl[] =
     "  plexus cxl unbind fabric host1 0\n"
     "  plexus cxl bind fabric host2 0 pool0 3\n"
     "  plexus --json cxl lds fabric pool0\n"
+    "  plexus cxl sync fabric pool0 0\n"
     "\n"
     "exit status: 0 success, 1 the command failed (the return code of the CCI\n"
     "response, or why it could not be sent), 2 bad usage.\n";
@@ -447,6 +457,27 @@ static int cmd_alloc(fmctx *f, char **a)
     return 0;
 }
 
+/* TOOL "cxl-sync" POOL LD to the switch's nodes (relayed by the
+ * coordinator to each node that has the switch): each answers once it has
+ * sent its changes. */
+static int cmd_sync(fmctx *f, char **a)
+{
+    json_t *s;
+    int rc;
+    uint32_t port, lds, ld;
+    if ((rc = need_switch(f, a[0], &s)) || (rc = pool_port(f, s, a[1], &port, &lds)))
+        return rc;
+    if (!num(a[2], lds ? lds - 1 : 0, &ld))
+        return px_cli_usage(f->x.cli, f->x.cmd, "LD '%s' is not one of pool %s's LDs (0..%u)", a[2],
+                            a[1], lds ? lds - 1 : 0);
+    px_ctl_reply r;
+    if ((rc = px_toolctx_tool(&f->x, a[0], "cxl-sync", a[1], &a[2], 1, f->json, &r)))
+        return rc;
+    rc = px_toolctx_print(&f->x, &r.msg->body.tool_reply, f->json);
+    px_ctl_reply_fini(&r);
+    return rc;
+}
+
 static int run(px_cli *cli, int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -462,14 +493,16 @@ static int run(px_cli *cli, int argc, char **argv)
                 {"bind", 5, "SWITCH GUEST|VCS VPPB POOL LD"},
                 {"unbind", 3, "SWITCH GUEST|VCS VPPB"},
                 {"lds", 2, "SWITCH POOL"},
-                {"alloc", 4, "SWITCH POOL LD SIZE"}};
+                {"alloc", 4, "SWITCH POOL LD SIZE"},
+                {"sync", 3, "SWITCH POOL LD"}};
     const char *sub = argv[1];
     size_t k = 0;
     while (k < sizeof(subs) / sizeof(subs[0]) && strcmp(subs[k].name, sub) != 0)
         k++;
     if (k == sizeof(subs) / sizeof(subs[0]))
         return px_cli_usage(
-            cli, "cxl", "unknown command '%s' (switches, ports, bind, unbind, lds, alloc)", sub);
+            cli, "cxl", "unknown command '%s' (switches, ports, bind, unbind, lds, alloc, sync)",
+            sub);
     static fmctx f;
     memset(&f, 0, sizeof(f));
     snprintf(f.x.cmd, sizeof(f.x.cmd), "cxl %s", sub);
@@ -497,8 +530,10 @@ static int run(px_cli *cli, int argc, char **argv)
             rc = cmd_bind(&f, k == 2, a, subs[k].args);
         else if (k == 4)
             rc = cmd_lds(&f, a[0], a[1]);
-        else
+        else if (k == 5)
             rc = cmd_alloc(&f, a);
+        else
+            rc = cmd_sync(&f, a);
     }
     json_decref(f.list);
     px_toolctx_close(&f.x);
@@ -507,7 +542,8 @@ static int run(px_cli *cli, int argc, char **argv)
 
 const px_cli_cmd px_cmd_cxl = {
     .name = "cxl",
-    .summary = "the Fabric Manager of CXL switches: switches, ports, bind, unbind, lds, alloc",
+    .summary = "the Fabric Manager of CXL switches: switches, ports, bind, unbind, lds, alloc; "
+               "sync shared LDs",
     .help = help_cxl,
     .run = run,
     .own_help = true,
