@@ -2,9 +2,11 @@
  *
  * A replica is one file of a shared LD on this node and its twin. The scan
  * walks the file's data extents (SEEK_DATA/SEEK_HOLE) a piece at a time:
- * a data piece is read with pread and compared with the twin, a hole is
- * compared as zeros, so an LD that is mostly holes costs neither page
- * cache for the holes nor resident twin pages. Writes go through pwrite:
+ * a data piece is read with pread and compared with the twin; a hole is
+ * compared as zeros, and only where the twin may hold something else - a
+ * bit per piece says whether any byte of the twin there was ever written -
+ * so an LD that is mostly holes costs neither page cache for the holes,
+ * nor resident twin pages, nor a compare. Writes go through pwrite:
  * QEMU maps the same file MAP_SHARED (share=on), and the page cache is one,
  * so a guest sees them at once.
  */
@@ -60,6 +62,7 @@ typedef struct rep {
     char path[PATH_CAP];
     int fd;
     uint8_t *twin;
+    uint8_t *touched; /* a bit per PIECE of the twin: written since calloc */
     held *hhead, *htail;
     size_t hbytes;
     uint64_t due_ms;
@@ -260,6 +263,7 @@ static void rep_free(rep *r)
     if (r->fd >= 0)
         close(r->fd);
     free(r->twin);
+    free(r->touched);
     free(r);
 }
 
@@ -298,6 +302,21 @@ static px_err read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
     return PX_OK;
 }
 
+/* Twin bytes [off, off + len) may be other than zero now. */
+static void touch(rep *r, uint64_t off, uint64_t len)
+{
+    if (!len)
+        return;
+    for (uint64_t k = off / PIECE; k <= (off + len - 1) / PIECE; k++)
+        r->touched[k / 8] |= (uint8_t)(1u << (k % 8));
+}
+
+static bool touched(const rep *r, uint64_t off)
+{
+    uint64_t k = off / PIECE;
+    return r->touched[k / 8] & (1u << (k % 8));
+}
+
 /* The twin: the file's data extents copied, the rest left as calloc's
  * untouched zero pages. */
 static px_err take_twin(px_cxlsync *s, rep *r, px_errmsg *em)
@@ -307,6 +326,8 @@ static px_err take_twin(px_cxlsync *s, rep *r, px_errmsg *em)
         return px_errmsg_set(em, PX_E_NOMEM,
                              "no memory for the twin of LD %u of pool %s (%" PRIu64 " bytes)",
                              r->ld, r->pool->name, size);
+    if (!r->touched && !(r->touched = calloc(1, (size + PIECE - 1) / PIECE / 8 + 1)))
+        return px_errmsg_set(em, PX_E_NOMEM, "out of memory");
     uint64_t off = 0;
     while (off < size) {
         uint64_t a, b;
@@ -317,6 +338,7 @@ static px_err take_twin(px_cxlsync *s, rep *r, px_errmsg *em)
             s->st.io_errors++;
             return px_errmsg_set(em, PX_E_IO, "cannot read %s: %s", r->path, strerror(errno));
         }
+        touch(r, a, b - a);
         off = b;
     }
     return PX_OK;
@@ -427,7 +449,17 @@ static void scan_piece(scanst *x, const uint8_t *src, uint64_t off, size_t len)
         }
         x->len += n;
     }
+    if (sc.changed && src != s->zeros)
+        touch(x->r, off, len);
     x->res->bytes += sc.changed;
+}
+
+/* From p up to end or the next PIECE boundary, so that each piece has one
+ * `touched` bit. */
+static uint64_t piece_len(uint64_t p, uint64_t end)
+{
+    uint64_t room = PIECE - p % PIECE;
+    return end - p < room ? end - p : room;
 }
 
 static void scan(px_cxlsync *s, rep *r, px_cxlsync_result *res)
@@ -442,10 +474,14 @@ static void scan(px_cxlsync *s, rep *r, px_cxlsync_result *res)
     while (off < size) {
         uint64_t a, b;
         next_data(r->fd, off, size, &a, &b);
-        for (uint64_t p = off; p < a; p += PIECE) /* a hole */
-            scan_piece(&x, s->zeros, p, (size_t)(a - p < PIECE ? a - p : PIECE));
-        for (uint64_t p = a; p < b; p += PIECE) {
-            size_t len = (size_t)(b - p < PIECE ? b - p : PIECE);
+        for (uint64_t p = off, len; p < a; p += len) { /* a hole */
+            len = piece_len(p, a);
+            if (touched(r, p))
+                scan_piece(&x, s->zeros, p, (size_t)len);
+        }
+        for (uint64_t p = a, plen; p < b; p += plen) {
+            plen = piece_len(p, b);
+            size_t len = (size_t)plen;
             if (read_full(r->fd, s->rbuf, len, p) != PX_OK) {
                 if (s->st.io_errors++ == 0)
                     PX_WARN("cxlsync", "cannot read an LD file; its changes wait for the next sync",
@@ -491,6 +527,7 @@ static px_err apply(px_cxlsync *s, rep *r, uint64_t base, const uint8_t *recs, s
             done += (uint32_t)n;
         }
         memcpy(r->twin + off, d, rl);
+        touch(r, off, rl);
         *applied += rl;
         q += PX_SHMDIFF_REC_HDR + rl;
     }

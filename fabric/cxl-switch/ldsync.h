@@ -39,8 +39,9 @@
  * writes none for a region).
  *
  * Loop thread only. File I/O is pread/pwrite on the loop: a sync of an LD
- * reads its data extents (about 0.1 ms per MiB with data, holes cost a
- * compare of the twin with zeros). Nothing here calls back except close.
+ * reads its data extents (about 0.1 ms per MiB with data; holes cost
+ * nothing unless the twin held bytes there). Nothing here calls back
+ * except close.
  */
 #ifndef PX_CXLSW_LDSYNC_H
 #define PX_CXLSW_LDSYNC_H
