@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # check.sh: every test plexus has, in the order that fails fastest.
-#   1. debug-optimized build with -Werror, unit (and later integration/e2e) tests
-#   2. the same tests in an ASan + UBSan build
-#   3. a short libFuzzer run of every fuzz target (FUZZ_SECONDS each, default 20)
+#   1. debug-optimized build with -Werror: unit, guest-tool and integration
+#      tests
+#   2. an ASan + UBSan build: the same, and the end-to-end tests with QEMU
+#      guests (run once, here: their time is the guests' boots, the same in
+#      both builds, and the sanitizers watch the daemons while guests use
+#      them)
+#   3. a short libFuzzer run of every fuzz target (FUZZ_SECONDS each,
+#      default 10, one target per core)
 # Ends with one line "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,8 +36,9 @@ if bash scripts/build.sh build; then
   else
     failed=$((failed + 1)); failures+=("guest image could not be built (e2e tests will skip)")
   fi
-  step "tests"
-  meson test -C build --print-errorlogs --num-processes 1
+  step "tests (unit, guest tools, integration)"
+  meson test -C build --print-errorlogs --num-processes 1 --suite unit --suite guest \
+    --suite integration
   count_meson build "tests"
 else
   failed=$((failed + 1)); failures+=("build failed")
@@ -42,7 +48,7 @@ step "ASan + UBSan build"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if bash scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false; then
-  step "tests under ASan + UBSan"
+  step "tests under ASan + UBSan (with the end-to-end tests)"
   meson test -C build-asan --print-errorlogs --num-processes 1 --timeout-multiplier 3
   count_meson build-asan "ASan tests"
 else
