@@ -9,6 +9,7 @@
 #include "node/cxl.h"
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -448,6 +449,30 @@ static void fetched(void *ud, px_err err, const char *msg)
     px_node_lab_start(n, nl);
 }
 
+/* Does a live QEMU of a guest bound to cp's LD run here (its pid file in
+ * the lab's directory names a live process)? */
+static bool copy_in_use(const px_node_lab *nl, const nlab *l, const ncopy *cp)
+{
+    for (uint32_t i = 0; i < l->n; i++) {
+        bool uses = false;
+        for (uint32_t k = 0; k < l->g[i].n && !uses; k++)
+            uses = l->g[i].lds[k].ld == cp->ld && strcmp(l->g[i].lds[k].pool, cp->pool) == 0;
+        if (!uses)
+            continue;
+        char path[4200], buf[32] = "";
+        snprintf(path, sizeof(path), "%s/%s.pid", nl->dir, l->g[i].name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        bool got = fgets(buf, sizeof(buf), f) != NULL;
+        fclose(f);
+        long pid = got ? strtol(buf, NULL, 10) : 0;
+        if (pid > 0 && kill((pid_t)pid, 0) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Copy cp's LD from its pool's node into LABDIR/cxl/POOL-ld<K>.mem|.lsa. */
 static void start_fetch(px_node *n, px_node_lab *nl, nlab *l, ncopy *cp)
 {
@@ -467,8 +492,15 @@ static void start_fetch(px_node *n, px_node_lab *nl, nlab *l, ncopy *cp)
     cb->ld = cp->ld;
     cb->gen = cp->gen;
     px_errmsg em = {{0}};
-    if (px_cxlld_fetch(c->ld, l->name, cp->pool, cp->pool_node, cp->ld, cp->mem, cp->lsa, fetched,
-                       cb, &cp->handle, &em) != PX_OK) {
+    /* A QEMU that outlived a restart of this node runs on the copy: keep
+     * it rather than fetch over the guest's memory. */
+    bool keep = copy_in_use(nl, l, cp);
+    if (keep)
+        PX_INFO("cxl", "LD copy kept for a running guest", "lab=%s pool=%s ld=%u", l->name,
+                cp->pool, cp->ld);
+    if ((keep ? px_cxlld_adopt : px_cxlld_fetch)(c->ld, l->name, cp->pool, cp->pool_node, cp->ld,
+                                                 cp->mem, cp->lsa, fetched, cb, &cp->handle,
+                                                 &em) != PX_OK) {
         PX_WARN("cxl", "LD copy cannot start", "lab=%s pool=%s ld=%u detail=\"%s\"", l->name,
                 cp->pool, cp->ld, em.text);
         free(cb);

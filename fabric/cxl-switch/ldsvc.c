@@ -108,6 +108,7 @@ typedef struct xfer {
     uint64_t size[2];
     uint32_t nch[2]; /* chunks per area */
     uint32_t total;
+    bool keep;      /* adopt: the local files are kept as they are (a running guest's) */
     uint64_t *hash; /* [total]: the pool's copy's chunk hashes, as far as we know */
     uint8_t *zero;  /* [total]: 1 = that chunk is all zero there */
     uint32_t cursor;
@@ -884,6 +885,18 @@ static void on_info(xfer *x, const px_msg_cxl *m)
                   x->total);
         return;
     }
+    if (x->keep) {
+        /* A running guest's files (its QEMU outlived a node restart):
+         * keep them; not knowing what the pool holds, the next write-back
+         * sends every chunk. */
+        struct stat st[2];
+        if (fstat(x->fd[0], &st[0]) == 0 && fstat(x->fd[1], &st[1]) == 0 &&
+            (uint64_t)st[0].st_size == x->size[0] && (uint64_t)st[1].st_size == x->size[1]) {
+            x->phase = X_READY;
+            comp_all(s, &x->cur, PX_OK, "");
+            return;
+        }
+    }
     /* Empty first: what is not sent is zero. */
     for (int a = 0; a < 2; a++)
         if (ftruncate(x->fd[a], 0) != 0 || ftruncate(x->fd[a], (off_t)x->size[a]) != 0) {
@@ -1184,9 +1197,27 @@ static px_err xfer_new(px_cxlld *s, const char *lab, const char *pool, const cha
     return PX_OK;
 }
 
+static px_err fetch(px_cxlld *s, const char *lab, const char *pool, const char *pool_node,
+                    uint32_t ld, const char *mem_path, const char *lsa_path, bool keep,
+                    px_cxlld_done done, void *ud, uint64_t *handle, px_errmsg *em);
+
 px_err px_cxlld_fetch(px_cxlld *s, const char *lab, const char *pool, const char *pool_node,
                       uint32_t ld, const char *mem_path, const char *lsa_path, px_cxlld_done done,
                       void *ud, uint64_t *handle, px_errmsg *em)
+{
+    return fetch(s, lab, pool, pool_node, ld, mem_path, lsa_path, false, done, ud, handle, em);
+}
+
+px_err px_cxlld_adopt(px_cxlld *s, const char *lab, const char *pool, const char *pool_node,
+                      uint32_t ld, const char *mem_path, const char *lsa_path, px_cxlld_done done,
+                      void *ud, uint64_t *handle, px_errmsg *em)
+{
+    return fetch(s, lab, pool, pool_node, ld, mem_path, lsa_path, true, done, ud, handle, em);
+}
+
+static px_err fetch(px_cxlld *s, const char *lab, const char *pool, const char *pool_node,
+                    uint32_t ld, const char *mem_path, const char *lsa_path, bool keep,
+                    px_cxlld_done done, void *ud, uint64_t *handle, px_errmsg *em)
 {
     if (s->shutting)
         return px_errmsg_set(em, PX_E_CLOSED, "the CXL LD service is closing");
@@ -1213,6 +1244,7 @@ px_err px_cxlld_fetch(px_cxlld *s, const char *lab, const char *pool, const char
         return px_errmsg_set(em, PX_E_NOMEM, "fetch of LD %u: out of memory", ld);
     }
     x->local = local;
+    x->keep = keep;
     if (!local) {
         const char *paths[2] = {mem_path, lsa_path};
         for (int a = 0; a < 2; a++) {

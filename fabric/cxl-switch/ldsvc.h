@@ -118,6 +118,14 @@ px_err px_cxlld_fetch(px_cxlld *s, const char *lab, const char *pool, const char
                       uint32_t ld, const char *mem_path, const char *lsa_path, px_cxlld_done done,
                       void *ud, uint64_t *handle, px_errmsg *em);
 
+/* As px_cxlld_fetch, but for files a running guest already uses (its QEMU
+ * outlived a restart of this node): when they have the LD's sizes they are
+ * kept as they are, not fetched over; the first write-back then sends
+ * every chunk (what the pool holds is not known). Otherwise a fetch. */
+px_err px_cxlld_adopt(px_cxlld *s, const char *lab, const char *pool, const char *pool_node,
+                      uint32_t ld, const char *mem_path, const char *lsa_path, px_cxlld_done done,
+                      void *ud, uint64_t *handle, px_errmsg *em);
+
 /* Send the chunks of the local files that changed since the fetch or the
  * last write-back to the pool's node; done when that node has written all
  * of them into its files and acknowledged them. A write-back asked for

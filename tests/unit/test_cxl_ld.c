@@ -601,6 +601,54 @@ static void test_writeback_sends_only_changed_chunks(void **state)
 
 /* Write-backs asked for while one runs run after it, and see what changed
  * in between; every caller hears once. */
+/* A running guest's copy (its QEMU outlived a node restart) is adopted, not
+ * fetched over; its first write-back sends every chunk, after which the pool
+ * holds exactly the guest's copy. */
+static void test_adopt_keeps_a_running_guests_copy(void **state)
+{
+    (void)state;
+    pool_with_data();
+    char mem[4096], lsa[4096], pmem[4096], plsa[4096];
+    guest_paths(mem, lsa);
+    pool_paths(1, pmem, plsa);
+    res r = {0};
+    uint64_t h = fetch(1, "ha", &r, mem, lsa);
+    expect_ok(&r);
+    px_cxlld_forget(W.n[1].svc, h);
+    /* The guest writes on; the node that fetched is gone. */
+    write_at(mem, 2 * (uint64_t)CH + 77, "guest", 5);
+    res a = {0};
+    px_errmsg em = {{0}};
+    memset(W.ops, 0, sizeof(W.ops));
+    assert_int_equal(px_cxlld_adopt(W.n[1].svc, LAB, POOL, "ha", 1, mem, lsa, on_done, &a, &h, &em),
+                     PX_OK);
+    expect_ok(&a);
+    assert_int_equal(W.ops[PX_CXL_READ], 0); /* nothing fetched over it */
+    size_t n;
+    uint8_t *got = read_all(mem, &n);
+    assert_memory_equal(got + 2 * CH + 77, "guest", 5);
+    free(got);
+    res w = {0};
+    writeback(h, &w);
+    expect_ok(&w);
+    assert_true(W.ops[PX_CXL_WRITE] >= 9); /* every chunk: the pool's hashes are not known */
+    assert_same_file(pmem, mem);
+    assert_same_file(plsa, lsa);
+    /* Files of another size are not a running guest's: fetched as usual. */
+    char mem2[4096], lsa2[4096];
+    path_in(mem2, sizeof(mem2), "other.mem");
+    path_in(lsa2, sizeof(lsa2), "other.lsa");
+    FILE *f = fopen(mem2, "w");
+    assert_non_null(f);
+    fputs("short", f);
+    fclose(f);
+    res b = {0};
+    assert_int_equal(
+        px_cxlld_adopt(W.n[1].svc, LAB, POOL, "ha", 1, mem2, lsa2, on_done, &b, NULL, &em), PX_OK);
+    expect_ok(&b);
+    assert_same_file(mem2, pmem);
+}
+
 static void test_writebacks_queue_behind_a_running_one(void **state)
 {
     (void)state;
@@ -1043,6 +1091,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fetch_gives_identical_files_and_sends_no_zero_chunks,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_writeback_sends_only_changed_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_keeps_a_running_guests_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writebacks_queue_behind_a_running_one, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_full_and_lossy_links, setup, teardown),
