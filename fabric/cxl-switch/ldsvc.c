@@ -27,6 +27,7 @@
 
 #include "fabric/core/fsutil.h"
 #include "fabric/core/log.h"
+#include "fabric/core/outq.h"
 #include "fabric/core/text.h"
 
 #define DEF_WINDOW      PX_CXLLD_WINDOW
@@ -54,18 +55,11 @@ typedef struct lpool {
     int (*fd)[2]; /* [n_lds][area], -1 until first used */
 } lpool;
 
-/* An encoded answer waiting for a full link to a node. */
-typedef struct qmsg {
-    struct qmsg *next;
-    size_t len;
-    uint8_t data[];
-} qmsg;
-
+/* Encoded answers waiting for a full link to a node. */
 typedef struct nqueue {
     struct nqueue *next;
     char node[NAME_CAP];
-    qmsg *head, *tail;
-    size_t bytes;
+    px_outq q;
 } nqueue;
 
 /* A caller waiting for an operation; becomes a completion when it ends. */
@@ -330,58 +324,27 @@ static void answer(px_cxlld *s, const char *node, const px_msg_cxl *b)
 {
     if (encode(s, b) != PX_OK)
         return;
-    nqueue *q = queue_for(s, node, false);
-    if (!q || !q->head) {
-        px_err err = s->io.to_node(s->io.ud, node, s->wb.data, s->wb.len);
-        if (err == PX_OK)
-            return;
-        if (err != PX_E_AGAIN) {
-            s->st.dropped++;
-            return;
-        }
-        q = queue_for(s, node, true);
-    }
-    qmsg *m =
-        q && q->bytes + s->wb.len <= s->tun.queue_bytes ? malloc(sizeof(*m) + s->wb.len) : NULL;
-    if (!m) {
+    nqueue *q = queue_for(s, node, true);
+    px_err err = q ? px_outq_send(&q->q, &s->io, node, s->wb.data, s->wb.len, s->tun.queue_bytes)
+                   : s->io.to_node(s->io.ud, node, s->wb.data, s->wb.len);
+    if (err == PX_E_AGAIN) {
+        s->st.held++;
+        later(s, AGAIN_MS);
+    } else if (err == PX_E_TOOBIG || err == PX_E_NOMEM) {
         if (s->st.dropped++ == 0)
             PX_WARN("cxl", "link to a node stays full; dropping LD data answers (it asks again)",
-                    "node=%s held=%zu", node, q ? q->bytes : 0);
-        return;
+                    "node=%s held=%zu", node, q ? q->q.bytes : 0);
+    } else if (err != PX_OK) {
+        s->st.dropped++;
     }
-    m->next = NULL;
-    m->len = s->wb.len;
-    memcpy(m->data, s->wb.data, s->wb.len);
-    if (q->tail)
-        q->tail->next = m;
-    else
-        q->head = m;
-    q->tail = m;
-    q->bytes += m->len;
-    s->st.held++;
-    later(s, AGAIN_MS);
 }
 
 /* Returns true while something is still held. */
 static bool queues_flush(px_cxlld *s)
 {
     bool held = false;
-    for (nqueue *q = s->queues; q; q = q->next) {
-        while (q->head) {
-            px_err err = s->io.to_node(s->io.ud, q->node, q->head->data, q->head->len);
-            if (err == PX_E_AGAIN)
-                break;
-            if (err != PX_OK)
-                s->st.dropped++;
-            qmsg *m = q->head;
-            q->head = m->next;
-            if (!q->head)
-                q->tail = NULL;
-            q->bytes -= m->len;
-            free(m);
-        }
-        held |= q->head != NULL;
-    }
+    for (nqueue *q = s->queues; q; q = q->next)
+        held |= px_outq_flush(&q->q, &s->io, q->node, &s->st.dropped);
     return held;
 }
 
@@ -390,11 +353,7 @@ static void queues_free(px_cxlld *s)
     while (s->queues) {
         nqueue *q = s->queues;
         s->queues = q->next;
-        while (q->head) {
-            qmsg *m = q->head;
-            q->head = m->next;
-            free(m);
-        }
+        px_outq_clear(&q->q);
         free(q);
     }
 }

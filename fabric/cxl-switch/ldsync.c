@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "fabric/core/log.h"
+#include "fabric/core/outq.h"
 #include "fabric/core/text.h"
 #include "fabric/shm/diff.h"
 
@@ -31,17 +32,10 @@
 #define BLOB           PX_WIRE_MAX_SHM_BLOB
 #define NO_LD          UINT32_MAX
 
-typedef struct qmsg {
-    struct qmsg *next;
-    size_t len;
-    uint8_t data[];
-} qmsg;
-
 /* Messages to one node, in order. */
 typedef struct dest {
     char node[NAME_CAP + 1];
-    qmsg *head, *tail;
-    size_t bytes;
+    px_outq q;
 } dest;
 
 /* Changes from the hub for a copy still arriving. */
@@ -144,36 +138,20 @@ static void out_send(px_cxlsync *s, const char *node)
         s->st.dropped++;
         return;
     }
-    if (!d->head) {
-        px_err err = s->io.to_node(s->io.ud, node, s->wb.data, s->wb.len);
-        if (err == PX_OK)
-            return;
-        if (err != PX_E_AGAIN) {
-            s->st.dropped++;
-            PX_DEBUG("cxlsync", "no link to a node", "node=%s err=%s", node, px_errname(err));
-            return;
+    px_err err = px_outq_send(&d->q, &s->io, node, s->wb.data, s->wb.len, PX_CXLSYNC_QUEUE_MAX);
+    if (err == PX_E_AGAIN) {
+        s->st.queued++;
+        if (!s->qtimer_on) {
+            s->qtimer_on = true;
+            uv_timer_start(&s->qtimer, on_qtimer, QUEUE_RETRY_MS, QUEUE_RETRY_MS);
         }
-    }
-    qmsg *q = d->bytes + s->wb.len <= PX_CXLSYNC_QUEUE_MAX ? malloc(sizeof(*q) + s->wb.len) : NULL;
-    if (!q) {
+    } else if (err == PX_E_TOOBIG || err == PX_E_NOMEM) {
         if (s->st.dropped++ == 0)
             PX_WARN("cxlsync", "link to a node stays full; dropping LD changes for it",
-                    "node=%s held=%zu", node, d->bytes);
-        return;
-    }
-    q->next = NULL;
-    q->len = s->wb.len;
-    memcpy(q->data, s->wb.data, s->wb.len);
-    if (d->tail)
-        d->tail->next = q;
-    else
-        d->head = q;
-    d->tail = q;
-    d->bytes += q->len;
-    s->st.queued++;
-    if (!s->qtimer_on) {
-        s->qtimer_on = true;
-        uv_timer_start(&s->qtimer, on_qtimer, QUEUE_RETRY_MS, QUEUE_RETRY_MS);
+                    "node=%s held=%zu", node, d->q.bytes);
+    } else if (err != PX_OK) {
+        s->st.dropped++;
+        PX_DEBUG("cxlsync", "no link to a node", "node=%s err=%s", node, px_errname(err));
     }
 }
 
@@ -181,23 +159,8 @@ static void on_qtimer(uv_timer_t *t)
 {
     px_cxlsync *s = t->data;
     bool waiting = false;
-    for (uint32_t i = 0; i < s->n_dests; i++) {
-        dest *d = &s->dests[i];
-        while (d->head) {
-            px_err err = s->io.to_node(s->io.ud, d->node, d->head->data, d->head->len);
-            if (err == PX_E_AGAIN)
-                break;
-            if (err != PX_OK)
-                s->st.dropped++;
-            qmsg *q = d->head;
-            d->head = q->next;
-            if (!d->head)
-                d->tail = NULL;
-            d->bytes -= q->len;
-            free(q);
-        }
-        waiting |= d->head != NULL;
-    }
+    for (uint32_t i = 0; i < s->n_dests; i++)
+        waiting |= px_outq_flush(&s->dests[i].q, &s->io, s->dests[i].node, &s->st.dropped);
     if (!waiting) {
         uv_timer_stop(&s->qtimer);
         s->qtimer_on = false;
@@ -927,7 +890,7 @@ void px_cxlsync_stats_get(const px_cxlsync *s, px_cxlsync_stats *out)
     *out = s->st;
     out->waiting = 0;
     for (uint32_t i = 0; i < s->n_dests; i++)
-        out->waiting += s->dests[i].bytes;
+        out->waiting += s->dests[i].q.bytes;
 }
 
 static void timer_closed(uv_handle_t *h)
@@ -954,14 +917,8 @@ void px_cxlsync_close(px_cxlsync *s, void (*done)(void *ud), void *ud)
     free(s->pools);
     s->pools = NULL;
     s->n_pools = 0;
-    for (uint32_t i = 0; i < s->n_dests; i++) {
-        qmsg *q = s->dests[i].head;
-        while (q) {
-            qmsg *n = q->next;
-            free(q);
-            q = n;
-        }
-    }
+    for (uint32_t i = 0; i < s->n_dests; i++)
+        px_outq_clear(&s->dests[i].q);
     free(s->dests);
     s->dests = NULL;
     s->n_dests = 0;

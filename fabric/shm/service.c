@@ -23,6 +23,7 @@
 #include "devices/ivshmem/proto.h"
 #include "devices/ivshmem/server.h"
 #include "fabric/core/log.h"
+#include "fabric/core/outq.h"
 #include "fabric/core/text.h"
 #include "fabric/shm/diff.h"
 
@@ -44,15 +45,8 @@ typedef struct spend {
     bool asked; /* JOIN sent */
 } spend;
 
-typedef struct qmsg {
-    struct qmsg *next;
-    size_t len;
-    uint8_t data[];
-} qmsg;
-
 typedef struct sout {
-    qmsg *head, *tail;
-    size_t bytes;
+    px_outq q;
     uint64_t dropped;
 } sout;
 
@@ -204,34 +198,18 @@ static void out_send(sreg *r, uint32_t k)
 {
     px_shmsvc *s = r->svc;
     sout *o = &r->out[k];
-    if (!o->head) {
-        px_err err = s->io.to_node(s->io.ud, r->cfg.members[k], s->wb.data, s->wb.len);
-        if (err == PX_OK)
-            return;
-        if (err != PX_E_AGAIN) {
-            o->dropped++;
-            PX_DEBUG("shm", "no link to a member", "region=%s member=%s err=%s", r->cfg.name,
-                     r->cfg.members[k], px_errname(err));
-            return;
-        }
-    }
-    qmsg *q = o->bytes + s->wb.len <= QUEUE_MAX ? malloc(sizeof(*q) + s->wb.len) : NULL;
-    if (!q) {
+    px_err err = px_outq_send(&o->q, &s->io, r->cfg.members[k], s->wb.data, s->wb.len, QUEUE_MAX);
+    if (err == PX_E_AGAIN) {
+        queue_kick(r);
+    } else if (err == PX_E_TOOBIG || err == PX_E_NOMEM) {
         if (o->dropped++ == 0)
             PX_WARN("shm", "link to a member stays full; dropping region messages for it",
-                    "region=%s member=%s held=%zu", r->cfg.name, r->cfg.members[k], o->bytes);
-        return;
+                    "region=%s member=%s held=%zu", r->cfg.name, r->cfg.members[k], o->q.bytes);
+    } else if (err != PX_OK) {
+        o->dropped++;
+        PX_DEBUG("shm", "no link to a member", "region=%s member=%s err=%s", r->cfg.name,
+                 r->cfg.members[k], px_errname(err));
     }
-    q->next = NULL;
-    q->len = s->wb.len;
-    memcpy(q->data, s->wb.data, s->wb.len);
-    if (o->tail)
-        o->tail->next = q;
-    else
-        o->head = q;
-    o->tail = q;
-    o->bytes += q->len;
-    queue_kick(r);
 }
 
 static void send_to(sreg *r, uint32_t k, const px_msg_shm *b)
@@ -253,25 +231,9 @@ static void send_all(sreg *r, uint32_t except, const px_msg_shm *b)
 static void on_qtimer(uv_timer_t *t)
 {
     sreg *r = t->data;
-    px_shmsvc *s = r->svc;
     bool held = false;
-    for (uint32_t k = 0; k < r->cfg.n_members; k++) {
-        sout *o = &r->out[k];
-        while (o->head) {
-            px_err err = s->io.to_node(s->io.ud, r->cfg.members[k], o->head->data, o->head->len);
-            if (err == PX_E_AGAIN)
-                break;
-            if (err != PX_OK)
-                o->dropped++;
-            qmsg *q = o->head;
-            o->head = q->next;
-            if (!o->head)
-                o->tail = NULL;
-            o->bytes -= q->len;
-            free(q);
-        }
-        held |= o->head != NULL;
-    }
+    for (uint32_t k = 0; k < r->cfg.n_members; k++)
+        held |= px_outq_flush(&r->out[k].q, &r->svc->io, r->cfg.members[k], &r->out[k].dropped);
     if (!held) {
         uv_timer_stop(&r->qtimer);
         r->qtimer_on = false;
@@ -289,13 +251,8 @@ static void queue_kick(sreg *r)
 static void queue_free(sreg *r)
 {
     for (uint32_t k = 0; k < PX_SHMSVC_MAX_MEMBERS; k++) {
-        qmsg *q = r->out[k].head;
-        while (q) {
-            qmsg *n = q->next;
-            free(q);
-            q = n;
-        }
-        r->out[k] = (sout){0};
+        px_outq_clear(&r->out[k].q);
+        r->out[k].dropped = 0;
     }
 }
 

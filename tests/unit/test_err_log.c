@@ -13,6 +13,7 @@
 
 #include "fabric/core/err.h"
 #include "fabric/core/log.h"
+#include "fabric/core/outq.h"
 #include "fabric/core/text.h"
 
 static void test_every_code_has_text_and_name(void **state)
@@ -136,6 +137,65 @@ static void test_hex(void **state)
     assert_false(px_hex_decode("0011223344", 10, out, sizeof(out), &n)); /* too long */
 }
 
+/* fabric/core/outq.h: in order, held while the link is full, dropped when
+ * there is no link or past the limit. */
+static struct {
+    int full;    /* sends refused with AGAIN */
+    bool nolink; /* sends refused for good */
+    char got[64];
+    size_t n;
+} fq;
+
+static px_err fq_send(void *ud, const char *node, const uint8_t *data, size_t len)
+{
+    (void)ud;
+    (void)node;
+    if (fq.nolink)
+        return PX_E_NOTFOUND;
+    if (fq.full > 0) {
+        fq.full--;
+        return PX_E_AGAIN;
+    }
+    memcpy(fq.got + fq.n, data, len);
+    fq.n += len;
+    return PX_OK;
+}
+
+static void test_outq(void **state)
+{
+    (void)state;
+    px_svc_io io = {.to_node = fq_send};
+    px_outq q = {0};
+    memset(&fq, 0, sizeof(fq));
+    assert_int_equal(px_outq_send(&q, &io, "n", (const uint8_t *)"a", 1, 4), PX_OK);
+    fq.full = 2;
+    assert_int_equal(px_outq_send(&q, &io, "n", (const uint8_t *)"b", 1, 4), PX_E_AGAIN);
+    /* held: later ones queue behind even when the link would take them */
+    assert_int_equal(px_outq_send(&q, &io, "n", (const uint8_t *)"c", 1, 4), PX_E_AGAIN);
+    assert_true(px_outq_held(&q));
+    assert_int_equal(q.bytes, 2);
+    assert_int_equal(px_outq_send(&q, &io, "n", (const uint8_t *)"xyz", 3, 4), PX_E_TOOBIG);
+    uint64_t dropped = 0;
+    assert_true(px_outq_flush(&q, &io, "n", &dropped)); /* still full once */
+    assert_false(px_outq_flush(&q, &io, "n", &dropped));
+    assert_int_equal(fq.n, 3);
+    assert_memory_equal(fq.got, "abc", 3);
+    assert_int_equal(dropped, 0);
+    /* no link: a held message is dropped and counted */
+    fq.full = 1;
+    assert_int_equal(px_outq_send(&q, &io, "n", (const uint8_t *)"d", 1, 4), PX_E_AGAIN);
+    fq.nolink = true;
+    assert_false(px_outq_flush(&q, &io, "n", &dropped));
+    assert_int_equal(dropped, 1);
+    assert_int_equal(px_outq_send(&q, &io, "n", (const uint8_t *)"e", 1, 4), PX_E_NOTFOUND);
+    fq.nolink = false;
+    fq.full = 1;
+    px_outq_send(&q, &io, "n", (const uint8_t *)"f", 1, 4);
+    px_outq_clear(&q);
+    assert_false(px_outq_held(&q));
+    assert_int_equal(q.bytes, 0);
+}
+
 static void test_log_setup_bad_path(void **state)
 {
     (void)state;
@@ -158,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_log_to_file_filters_and_formats),
         cmocka_unit_test(test_log_setup_bad_path),
         cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_outq),
     };
     return cmocka_run_group_tests_name("err_log", tests, NULL, NULL);
 }
