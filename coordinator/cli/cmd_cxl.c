@@ -264,12 +264,105 @@ static int cmd_switches(fmctx *f)
     return rc;
 }
 
+static const char *port_state(uint8_t st)
+{
+    switch (st) {
+    case PX_FM_PORT_DISABLED:
+        return "disabled";
+    case PX_FM_PORT_BINDING:
+        return "binding";
+    case PX_FM_PORT_UNBINDING:
+        return "unbinding";
+    case PX_FM_PORT_DSP:
+        return "downstream";
+    case PX_FM_PORT_USP:
+        return "upstream";
+    case PX_FM_PORT_FABRIC:
+        return "fabric";
+    default:
+        return "invalid";
+    }
+}
+
+static const char *dev_type(uint8_t t)
+{
+    switch (t) {
+    case PX_FM_DEV_NONE:
+        return "none";
+    case PX_FM_DEV_PCIE:
+        return "pcie";
+    case PX_FM_DEV_TYPE1:
+        return "type1";
+    case PX_FM_DEV_TYPE2:
+        return "type2";
+    case PX_FM_DEV_TYPE3_SLD:
+        return "type3-sld";
+    case PX_FM_DEV_TYPE3_MLD:
+        return "type3-mld";
+    default:
+        return "?";
+    }
+}
+
+/* Get Physical Port State of every port of switch s into *out (a JSON
+ * array), printing a table unless --json. */
+static int phys_ports(fmctx *f, const char *swname, json_t *s, json_t **out)
+{
+    uint32_t n = (uint32_t)json_integer_value(json_object_get(s, "ports")) +
+                 (uint32_t)json_array_size(json_object_get(s, "pools"));
+    static px_fm_port_state_req q;
+    q.n_ports = 0;
+    for (uint32_t p = 0; p < n && p < PX_FM_LIST_MAX; p++)
+        q.ports[q.n_ports++] = (uint8_t)p;
+    uint8_t pl[PX_FM_LIST_MAX + 1];
+    size_t plen;
+    int rc;
+    if (px_fm_port_state_req_encode(&q, pl, sizeof(pl), &plen) != PX_OK)
+        return px_cli_fail(f->x.cli, f->x.cmd, NULL, "cannot encode Get Physical Port State");
+    if ((rc = fm(f, swname, "switch", PX_FM_GET_PORT_STATE, pl, plen)))
+        return rc;
+    static px_fm_port_info info[PX_FM_LIST_MAX];
+    size_t ni = 0;
+    if (px_fm_port_state_rsp_decode(payload(f), f->h.payload_len, info, PX_FM_LIST_MAX, &ni) !=
+        PX_OK)
+        return px_cli_fail(f->x.cli, f->x.cmd, NULL, "bad Get Physical Port State response");
+    *out = json_array();
+    if (!f->json)
+        printf("%-5s %-11s %-10s %-4s %s\n", "PORT", "STATE", "DEVICE", "LDS", "WHAT");
+    for (size_t i = 0; i < ni; i++) {
+        char what[96] = "-";
+        size_t k;
+        json_t *x;
+        json_array_foreach(json_object_get(s, "guests"), k,
+                           x) if (json_integer_value(json_object_get(x, "vcs")) == info[i].port_id)
+            snprintf(what, sizeof(what), "guest %s",
+                     json_string_value(json_object_get(x, "guest")));
+        json_array_foreach(json_object_get(s, "pools"), k,
+                           x) if (json_integer_value(json_object_get(x, "port")) == info[i].port_id)
+            snprintf(what, sizeof(what), "pool %s", json_string_value(json_object_get(x, "name")));
+        json_array_append_new(*out, json_pack("{s:i,s:s,s:s,s:i,s:s}", "port", info[i].port_id,
+                                              "state", port_state(info[i].config_state), "device",
+                                              dev_type(info[i].dev_type), "lds", info[i].ld_count,
+                                              "what", what));
+        if (!f->json)
+            printf("%-5u %-11s %-10s %-4u %s\n", info[i].port_id, port_state(info[i].config_state),
+                   dev_type(info[i].dev_type), info[i].ld_count, what);
+    }
+    if (!f->json)
+        printf("\n");
+    return 0;
+}
+
 static int cmd_ports(fmctx *f, const char *swname)
 {
-    json_t *s;
+    json_t *s, *phys = NULL;
     int rc = need_switch(f, swname, &s);
-    if (rc)
+    if (!rc)
+        rc = phys_ports(f, swname, s, &phys);
+    if (rc) {
+        json_decref(phys);
         return rc;
+    }
     uint32_t nv = (uint32_t)json_integer_value(json_object_get(s, "ports"));
     uint32_t nvppb = (uint32_t)json_integer_value(json_object_get(s, "vppbs"));
     px_fm_vcs_info_req q = {.start_vppb = 0, .vppb_limit = (uint8_t)nvppb, .n_vcs = 0};
@@ -277,15 +370,18 @@ static int cmd_ports(fmctx *f, const char *swname)
         q.vcs[q.n_vcs++] = (uint8_t)v;
     uint8_t pl[512];
     size_t plen;
-    if (px_fm_vcs_info_req_encode(&q, pl, sizeof(pl), &plen) != PX_OK)
-        return px_cli_fail(f->x.cli, f->x.cmd, NULL, "cannot encode Get Virtual CXL Switch Info");
-    if ((rc = fm(f, swname, "switch", PX_FM_GET_VCS_INFO, pl, plen)))
-        return rc;
     static px_fm_vcs_block blocks[PX_FM_LIST_MAX];
     size_t nb = 0;
-    if (px_fm_vcs_info_rsp_decode(payload(f), f->h.payload_len, 0, (uint8_t)nvppb, blocks,
-                                  PX_FM_LIST_MAX, &nb) != PX_OK)
-        return px_cli_fail(f->x.cli, f->x.cmd, NULL, "bad Get Virtual CXL Switch Info response");
+    if (px_fm_vcs_info_req_encode(&q, pl, sizeof(pl), &plen) != PX_OK)
+        rc = px_cli_fail(f->x.cli, f->x.cmd, NULL, "cannot encode Get Virtual CXL Switch Info");
+    else if (!(rc = fm(f, swname, "switch", PX_FM_GET_VCS_INFO, pl, plen)) &&
+             px_fm_vcs_info_rsp_decode(payload(f), f->h.payload_len, 0, (uint8_t)nvppb, blocks,
+                                       PX_FM_LIST_MAX, &nb) != PX_OK)
+        rc = px_cli_fail(f->x.cli, f->x.cmd, NULL, "bad Get Virtual CXL Switch Info response");
+    if (rc) {
+        json_decref(phys);
+        return rc;
+    }
     json_t *out = json_array();
     if (!f->json)
         printf("%-5s %-16s %-5s %-22s\n", "VCS", "GUEST", "VPPB", "BOUND TO");
@@ -321,9 +417,14 @@ static int cmd_ports(fmctx *f, const char *swname)
             printf("%-5u %-16s %-5u %s\n", blocks[b].vcs_id, guest, e, what);
         }
     }
-    if (f->json)
-        print_json(out);
-    json_decref(out);
+    if (f->json) {
+        json_t *o = json_pack("{s:o,s:o}", "physical", phys, "vppbs", out);
+        print_json(o);
+        json_decref(o);
+    } else {
+        json_decref(phys);
+        json_decref(out);
+    }
     return 0;
 }
 

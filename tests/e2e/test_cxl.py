@@ -116,7 +116,7 @@ def test_ld_data_follows_the_guest_and_survives_the_pool_node(lab):
     g1.ok(f"pxpoke verify {hpa} 1M addr:0x5a5a")
     ports = json.loads(run("--json", "cxl", "ports", "fabric", "--lab", LAB, check=True).stdout)
     assert {"vcs": 0, "guest": "g1", "vppb": 0, "bound": True, "port": 2, "pool": "pool0",
-            "ld": 0} in ports, ports
+            "ld": 0} in ports["vppbs"], ports
     p = run("cxl", "unbind", "fabric", "g1", "0", "--lab", LAB)
     assert p.returncode == 1 and "Busy" in p.stderr and "stop it first" in p.stderr, p.stderr
     power_off(g1, "g1")

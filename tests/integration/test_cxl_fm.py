@@ -60,7 +60,7 @@ def jcxl(*args):
 
 
 def bound(ports):
-    return {(p["guest"], p["vppb"]): (p["pool"], p["ld"]) for p in ports if p["bound"]}
+    return {(p["guest"], p["vppb"]): (p["pool"], p["ld"]) for p in ports["vppbs"] if p["bound"]}
 
 
 def test_switches_and_start_bindings(lab):
@@ -71,7 +71,14 @@ def test_switches_and_start_bindings(lab):
     assert [(p["name"], p["port"], p["lds"]) for p in sw["pools"]] == [("pool0", 3, 4),
                                                                       ("pool1", 4, 1)]
     assert [(g["vcs"], g["guest"]) for g in sw["guests"]] == [(0, "g1"), (1, "g2")]
-    assert bound(jcxl("ports", "fabric")) == {("g1", 0): ("pool0", 0), ("g1", 1): ("pool0", 1)}
+    ports = jcxl("ports", "fabric")
+    assert bound(ports) == {("g1", 0): ("pool0", 0), ("g1", 1): ("pool0", 1)}
+    # Get Physical Port State: 3 upstream ports, 2 pools (MLDs) after them
+    assert [(p["port"], p["state"], p["what"]) for p in ports["physical"]] == [
+        (0, "upstream", "guest g1"), (1, "upstream", "guest g2"), (2, "upstream", "-"),
+        (3, "downstream", "pool pool0"), (4, "downstream", "pool pool1")]
+    assert [p["device"] for p in ports["physical"]][3:] == ["type3-mld"] * 2
+    assert [p["lds"] for p in ports["physical"]][3:] == [4, 1]
     text = cxl("switches").stdout
     assert "fabric" in text and "pool0 (3: 4 x 256M)" in text
 
