@@ -15,6 +15,7 @@
 #ifndef PX_COORD_H
 #define PX_COORD_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -171,9 +172,16 @@ uint32_t px_lab_net_find(const px_lab *lab, const char *name);
  * Each CXL switch of a lab has its Fabric Manager state (px_cxlsw), made
  * from the topology's start bindings by px_lab_cxl_init. A TOOL whose
  * args[0] is "cxl" is the FM API: px_cxl_tool answers it (and returns
- * true); a change of bindings re-sends every plan with a new epoch. */
+ * true); a change of bindings re-sends every plan with a new epoch and
+ * writes the journal. */
 px_err px_lab_cxl_init(px_lab *lab, px_errmsg *em);
 void px_lab_cxl_fini(px_lab *lab);
+/* The switches' FM state (bindings, LD allocations) for the journal: an
+ * array in topology order, or JSON null before px_lab_cxl_init. */
+json_t *px_lab_cxl_to_json(const px_lab *lab);
+/* Restore what px_lab_cxl_to_json saved (NULL or null: nothing to do);
+ * PX_E_CONFIG with em saying what when it does not fit the topology. */
+px_err px_lab_cxl_from_json(px_lab *lab, json_t *j, px_errmsg *em);
 /* The lab's bindings into p->cxl (nothing before px_lab_cxl_init). */
 void px_lab_cxl_plan(const px_lab *lab, px_msg_plan *p);
 bool px_cxl_tool(px_coord *c, const px_peer *from, const px_msg *m);

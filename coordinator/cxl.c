@@ -4,8 +4,10 @@
  * TARGET HEX} carries one whole CCI request (TARGET "switch" for the
  * switch's own CCI, else a pool's name for its MLD), answered with the
  * whole CCI response in the reply's JSON. Every plan carries the lab's
- * bindings; a change of them re-sends the plans.
+ * bindings; a change of them re-sends the plans and is journaled, so that
+ * a restarted coordinator serves the switches as they were.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +138,111 @@ void px_lab_cxl_plan(const px_lab *lab, px_msg_plan *p)
     }
 }
 
+/* The journal's view of one switch: {"bindings": [[vcs, vppb, pool, ld],
+ * ...], "allocs": [[[range1, range2] per LD] per pool]}. */
+static json_t *switch_to_json(const px_cxlsw *sw)
+{
+    json_t *bind = json_array(), *allocs = json_array();
+    px_cxlsw_binding b[256];
+    size_t n = px_cxlsw_bindings(sw, b, 256);
+    for (size_t i = 0; i < n && i < 256; i++)
+        json_array_append_new(bind, json_pack("[i, i, i, i]", (int)b[i].vcs, (int)b[i].vppb,
+                                              (int)b[i].pool, (int)b[i].ld));
+    for (uint32_t p = 0; p < px_cxlsw_n_pools(sw); p++) {
+        px_cxlsw_pool_info pi;
+        json_t *lds = json_array();
+        px_cxlsw_pool(sw, p, &pi);
+        for (uint32_t ld = 0; ld < pi.n_lds; ld++) {
+            px_fm_ld_alloc a = {0};
+            px_cxlsw_ld_alloc_get(sw, p, ld, &a);
+            json_array_append_new(lds,
+                                  json_pack("[I, I]", (json_int_t)a.range1, (json_int_t)a.range2));
+        }
+        json_array_append_new(allocs, lds);
+    }
+    return json_pack("{s:o, s:o}", "bindings", bind, "allocs", allocs);
+}
+
+json_t *px_lab_cxl_to_json(const px_lab *lab)
+{
+    if (!lab->cxl)
+        return json_null();
+    json_t *a = json_array();
+    for (uint32_t s = 0; s < lab->topo->n_cxl_switches; s++)
+        json_array_append_new(a, switch_to_json(lab->cxl[s]));
+    return a;
+}
+
+/* Put switch sw in the journaled state j: every binding undone, the
+ * allocations set, the journal's bindings made; each step as the FM API
+ * would do it, so a journal that does not fit the topology is refused. */
+static px_err switch_from_json(px_cxlsw *sw, json_t *j, px_errmsg *em)
+{
+    json_t *bind = json_object_get(j, "bindings"), *allocs = json_object_get(j, "allocs");
+    if (!json_is_array(bind) || !json_is_array(allocs) ||
+        json_array_size(allocs) != px_cxlsw_n_pools(sw))
+        return px_errmsg_set(em, PX_E_CONFIG, "bindings or allocs missing, or pools differ");
+    px_cxlsw_binding b[256];
+    size_t n = px_cxlsw_bindings(sw, b, 256);
+    for (size_t i = 0; i < n && i < 256; i++)
+        px_cxlsw_unbind(sw, b[i].vcs, b[i].vppb, NULL);
+    uint16_t vs = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(allocs, i, v)
+    {
+        px_fm_ld_alloc a[PX_CXLSW_MAX_LDS];
+        size_t ld, nld = json_array_size(v);
+        json_t *e;
+        if (nld == 0 || nld > PX_CXLSW_MAX_LDS)
+            return px_errmsg_set(em, PX_E_CONFIG, "pool %zu: bad allocation list", i);
+        json_array_foreach(v, ld, e)
+        {
+            json_int_t r1 = -1, r2 = -1;
+            json_unpack(e, "[I, I]", &r1, &r2);
+            if (r1 < 0 || r2 < 0)
+                return px_errmsg_set(em, PX_E_CONFIG, "pool %zu LD %zu: bad allocation", i, ld);
+            a[ld] = (px_fm_ld_alloc){.range1 = (uint64_t)r1, .range2 = (uint64_t)r2};
+        }
+        if (px_cxlsw_ld_alloc_set(sw, (uint32_t)i, 0, (uint32_t)nld, a, &vs) != PX_CCI_SUCCESS)
+            return px_errmsg_set(em, PX_E_CONFIG, "pool %zu: allocations refused: %s", i,
+                                 px_cxlsw_vs_name(vs));
+    }
+    json_array_foreach(bind, i, v)
+    {
+        int vcs = -1, vppb = -1, pool = -1, ld = -1;
+        if (json_unpack(v, "[i, i, i, i]", &vcs, &vppb, &pool, &ld) != 0 || vcs < 0 || vppb < 0 ||
+            pool < 0 || ld < 0)
+            return px_errmsg_set(em, PX_E_CONFIG, "binding %zu: not [vcs, vppb, pool, ld]", i);
+        if (px_cxlsw_bind(sw, (uint32_t)vcs, (uint32_t)vppb, (uint32_t)pool, (uint32_t)ld, &vs) !=
+            PX_CCI_SUCCESS)
+            return px_errmsg_set(em, PX_E_CONFIG, "binding %zu (VCS %d vPPB %d): refused: %s", i,
+                                 vcs, vppb, px_cxlsw_vs_name(vs));
+    }
+    return PX_OK;
+}
+
+px_err px_lab_cxl_from_json(px_lab *lab, json_t *j, px_errmsg *em)
+{
+    if (!j || json_is_null(j))
+        return PX_OK; /* no switch state yet: the topology's start bindings */
+    px_err err = px_lab_cxl_init(lab, em);
+    if (err)
+        return err;
+    if (!json_is_array(j) || json_array_size(j) != lab->topo->n_cxl_switches)
+        return px_errmsg_set(em, PX_E_CONFIG, "lab %s: cxl: one entry per CXL switch expected",
+                             lab->name);
+    for (uint32_t s = 0; s < lab->topo->n_cxl_switches; s++) {
+        err = switch_from_json(lab->cxl[s], json_array_get(j, s), em);
+        if (err) {
+            px_errmsg_prefix(em, "lab %s: CXL switch %s: ", lab->name,
+                             lab->topo->cxl_switches[s].name);
+            return err;
+        }
+    }
+    return PX_OK;
+}
+
 /* Unbinding a vPPB of a guest that runs would pull memory from under it
  * (QEMU 7.2 cannot hot-remove a cxl-type3): the guest must be stopped, so
  * that its node has written the LD's data back. A bind is fine: it takes
@@ -226,6 +333,7 @@ static void fm_command(px_coord *c, px_lab *lab, const px_msg_tool *t, char *tex
                     (unsigned long long)lab->epoch);
             for (uint32_t h = 0; h < lab->plan.n_hosts; h++)
                 px_lab_send_plan(c, lab, h);
+            px_journal_save(c);
         }
     }
     char hex[2 * sizeof(rsp) + 1];

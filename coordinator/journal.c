@@ -36,7 +36,8 @@ static json_t *lab_to_json(const px_lab *lab)
                                                (json_int_t)lab->plan.hosts[h].mem_mb, "state",
                                                (int)lab->hosts[h].state, "acked_epoch",
                                                (json_int_t)lab->hosts[h].acked_epoch));
-    return json_pack("{s:s, s:s, s:s, s:i, s:s, s:I, s:s%, s:o, s:o, s:o, s:o, s:o, s:I, s:i}",
+    return json_pack("{s:s, s:s, s:s, s:i, s:s, s:I, s:s%, s:o, s:o, s:o, s:o, s:o, s:I, s:i, "
+                     "s:o}",
                      "name", lab->name, "source", lab->source, "policy", lab->policy, "state",
                      (int)lab->state, "message", lab->message, "epoch", (json_int_t)lab->epoch,
                      "topology", lab->text, lab->text_len, "hosts", hosts, "guest_host",
@@ -44,7 +45,8 @@ static json_t *lab_to_json(const px_lab *lab)
                      u32_array(lab->plan.net_home, lab->plan.n_nets), "net_span",
                      u32_array(lab->plan.net_span, lab->plan.n_nets), "net_members",
                      u32_array(lab->plan.net_members, lab->plan.n_nets), "cut",
-                     (json_int_t)lab->plan.cut, "method", (int)lab->plan.method);
+                     (json_int_t)lab->plan.cut, "method", (int)lab->plan.method, "cxl",
+                     px_lab_cxl_to_json(lab));
 }
 
 px_err px_journal_save(px_coord *c)
@@ -180,6 +182,13 @@ static px_err lab_from_json(px_coord *c, json_t *j, px_lab **out, px_errmsg *em)
         goto fail;
     }
     px_plan_list_nets(lab->topo, p->nets, p->net_weight);
+    /* The CXL switches as the FM API left them (a journal without "cxl":
+     * the topology's start bindings, made when first needed). */
+    err = px_lab_cxl_from_json(lab, json_object_get(j, "cxl"), em);
+    if (err) {
+        px_errmsg_prefix(em, "journal %s: ", c->journal_path);
+        goto fail;
+    }
     *out = lab;
     return PX_OK;
 fail:

@@ -219,8 +219,8 @@ void px_lab_send_plan(px_coord *c, px_lab *lab, uint32_t h)
                         (px_plan_member){.net = p->nets[p->n_nets - 1].name,
                                          .node = px_str_c(lab->plan.hosts[k].name)};
         }
-        /* A lab from the journal: the topology's start bindings (later FM
-         * binds are not journaled). */
+        /* A lab from a journal without CXL state: the topology's start
+         * bindings. */
         if (px_lab_cxl_init(lab, NULL) == PX_OK)
             px_lab_cxl_plan(lab, p);
         for (uint32_t k = 0; k < lab->plan.n_hosts && p->n_peers < PX_WIRE_MAX_PEERS; k++) {

@@ -19,14 +19,10 @@ import pytest
 
 import sys
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import BUILD, NODE, PLEXUS, ROOT, alive, run, status, wait_until  # noqa: E402
+from plexus_test import (NODE, ROOT, alive, restart_coordinator, run, status,  # noqa: E402
+                         wait_until)
 
 LOCAL_ROOT = Path("/run/plexus/local") if os.geteuid() == 0 else None
-
-
-
-
-
 
 
 def context(lab):
@@ -40,14 +36,6 @@ def context(lab):
         else:
             ctx[parts[0]] = parts[1]
     return ctx
-
-
-    # A zombie of ours counts as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 LAB_TEMPLATE = """\
@@ -162,20 +150,8 @@ def test_coordinator_restart_keeps_labs_and_nodes(tmp_path, lab):
     run("up", f, "--local", "--dry-run", "--hosts", "2", check=True)
     ctx = context(lab)
     before = status(lab)
-    cpid = int(ctx["coordinator_pid"])
-    cmdline = Path(f"/proc/{cpid}/cmdline").read_bytes().split(b"\0")[:-1]
     node_pids = dict(ctx["nodes"])
-    os.kill(cpid, signal.SIGKILL)
-    wait_until("coordinator gone", lambda: not alive(cpid), timeout=5)
-
-    # Restart it exactly as it was started; record the new pid so that
-    # `plexus down` stops it.
-    log = open(ctx["dir"] / "coordinator.log", "ab")
-    newc = subprocess.Popen(cmdline, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    ctxfile = ctx["dir"] / "context"
-    ctxfile.write_text(ctxfile.read_text().replace(f"coordinator_pid {cpid}",
-                                                   f"coordinator_pid {newc.pid}"))
+    newc = restart_coordinator(lab)
 
     def reattached():
         p = run("--json", "status", lab)
@@ -195,7 +171,6 @@ def test_coordinator_restart_keeps_labs_and_nodes(tmp_path, lab):
     assert all(alive(p) for p in node_pids.values())
     run("down", lab, check=True)
     newc.wait(timeout=10)
-    log.close()
 
 
 def test_unauthorised_node_is_refused(tmp_path, lab):

@@ -8,7 +8,8 @@ to the coordinator, which holds the switches' state:
     vPPB, Get LD Info, Get and Set LD Allocations answer as the spec says,
     refusals with the spec's return code and plexus's reason;
   - a binding change reaches every node's plan (the nodes' CXL service
-    opens the pool at the switch's home).
+    opens the pool at the switch's home);
+  - the FM state (bindings, allocations) survives a coordinator restart.
 Guests and LD data are in tests/e2e/test_cxl.py.
 
 Run: PX_BUILD_DIR=build /usr/bin/python3 -m pytest tests/integration/test_cxl_fm.py
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import lab_dir, run, up_dry_run, wait_until  # noqa: E402
+from plexus_test import lab_dir, restart_coordinator, run, up_dry_run, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="local mode with namespaces needs root")
 
@@ -44,11 +45,16 @@ nodes:
 """
 
 
+RESTARTED = []  # coordinators a test started again: reaped after `plexus down`
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     up_dry_run(tmp_path_factory.mktemp("cxl"), LAB, TOPO)
     yield LAB
     run("down", LAB, timeout=60)
+    for p in RESTARTED:
+        p.wait(timeout=10)
 
 
 def cxl(*args, check=True):
@@ -117,10 +123,14 @@ def test_ld_info_and_allocations(lab):
     # a bound LD cannot change (its own size again is fine)
     p = cxl("alloc", "fabric", "pool0", "0", "512M", check=False)
     assert p.returncode == 1 and "bound" in p.stderr, p.stderr
-    cxl("alloc", "fabric", "pool0", "0", "256M")
+    assert jcxl("alloc", "fabric", "pool0", "0", "256M") == {
+        "op": "alloc", "switch": "fabric", "pool": "pool0", "ld": 0, "allocated": 256 << 20,
+        "memory": 256 << 20}
     # LD 3's memory to LD 2: all or nothing within the capacity
     cxl("alloc", "fabric", "pool0", "3", "0M")
-    cxl("alloc", "fabric", "pool0", "2", "512M")
+    p = cxl("alloc", "fabric", "pool0", "2", "512M")
+    # guests still get the pool's ld_size, and the CLI says so
+    assert "gets pool pool0's ld_size (256M)" in p.stderr, p.stderr
     assert [x["bytes"] for x in jcxl("lds", "fabric", "pool0")["lds"]] == [
         256 << 20, 256 << 20, 512 << 20, 0]
     p = cxl("bind", "fabric", "g2", "0", "pool0", "3", check=False)
@@ -135,3 +145,26 @@ def test_the_pool_lives_at_the_switch_home(lab):
     wait_until("pool files on hb", lambda: (d / "pool0").is_dir() and (d / "pool1").is_dir(),
                timeout=10)
     assert not (lab_dir(LAB, "ha") / "cxl" / "pool0").exists()
+
+
+def test_fm_state_survives_a_coordinator_restart(lab):
+    cxl("bind", "fabric", "g2", "1", "pool0", "2")
+    ports, lds = bound(jcxl("ports", "fabric")), jcxl("lds", "fabric", "pool0")["lds"]
+    assert ports[("g2", 1)] == ("pool0", 2)
+    epoch = json.loads(run("--json", "status", LAB, check=True).stdout)["labs"][0]["epoch"]
+    RESTARTED.append(restart_coordinator(LAB))
+
+    def serving():
+        p = run("--json", "cxl", "ports", "fabric", "--lab", LAB)
+        return p.returncode == 0 and json.loads(p.stdout)
+
+    # The restarted coordinator reloaded its journal: the bindings and the
+    # allocations the FM API made, not the topology's start bindings.
+    assert bound(wait_until("the restarted coordinator", serving, timeout=10)) == ports
+    assert jcxl("lds", "fabric", "pool0")["lds"] == lds
+    assert [x["bytes"] for x in lds] == [256 << 20, 256 << 20, 512 << 20, 0]
+    st = json.loads(run("--json", "status", LAB, check=True).stdout)
+    assert st["labs"][0]["epoch"] == epoch
+    # and it goes on from there
+    cxl("unbind", "fabric", "g2", "1")
+    assert ("g2", 1) not in bound(jcxl("ports", "fabric"))

@@ -134,12 +134,36 @@ def set_context_pid(lab, host, old, new):
     text, _ = lab_context(lab)
     text, n = re.subn(rf"^node {host} {old}$", f"node {host} {new}", text, flags=re.M)
     assert n == 1
+    write_context(lab, text)
+
+
+def write_context(lab, text):
+    """Replace a local-mode lab's context as local mode writes it."""
     path = LOCAL_ROOT / lab / "context"
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.rename(tmp, path)
+
+
+def restart_coordinator(lab):
+    """SIGKILL a local-mode lab's coordinator and start it again exactly as
+    it was started (it reloads its journal), with its log appended to; the
+    lab's context names the new pid so that `plexus down` stops it. Returns
+    the new Popen (the caller waits for it after `plexus down`)."""
+    text, _ = lab_context(lab)
+    old = int(re.search(r"^coordinator_pid (\d+)$", text, re.M).group(1))
+    argv = Path(f"/proc/{old}/cmdline").read_bytes().split(b"\0")[:-1]
+    os.kill(old, signal.SIGKILL)
+    wait_until("the coordinator to die", lambda: not alive(old), timeout=10, interval=0.01)
+    with open(LOCAL_ROOT / lab / "coordinator.log", "ab") as log:
+        new = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+    text, n = re.subn(rf"^coordinator_pid {old}$", f"coordinator_pid {new.pid}", text, flags=re.M)
+    assert n == 1
+    write_context(lab, text)
+    return new
 
 
 class NodeLaunch:
