@@ -129,11 +129,13 @@ void px_lab_cxl_plan(const px_lab *lab, px_msg_plan *p)
             px_cxlsw_pool_info pi;
             if (px_cxlsw_pool(lab->cxl[s], b[i].pool, &pi) != PX_OK)
                 continue;
-            p->cxl[p->n_cxl++] = (px_plan_cxl){.sw = px_str_c(lab->topo->cxl_switches[s].name),
-                                               .vcs = b[i].vcs,
-                                               .vppb = b[i].vppb,
-                                               .pool = px_str_c(pi.name),
-                                               .ld = b[i].ld};
+            p->cxl[p->n_cxl++] =
+                (px_plan_cxl){.sw = px_str_c(lab->topo->cxl_switches[s].name),
+                              .vcs = b[i].vcs,
+                              .vppb = b[i].vppb,
+                              .pool = px_str_c(pi.name),
+                              .ld = b[i].ld,
+                              .size = px_cxlsw_ld_bytes(lab->cxl[s], b[i].pool, b[i].ld)};
         }
     }
 }

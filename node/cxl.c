@@ -222,7 +222,9 @@ static uint32_t wanted(const px_node_lab *l, const px_msg_plan *p, uint32_t g, n
             d->vppb = pc->vppb;
             snprintf(d->pool, sizeof(d->pool), "%s", pool);
             d->ld = pc->ld;
-            d->size = t->cxl_pools[pr.index].ld_size;
+            /* Its allocation; the pool's ld_size from a coordinator that
+             * does not send it. */
+            d->size = pc->size ? pc->size : t->cxl_pools[pr.index].ld_size;
             /* The pool's node: the home of its switch. */
             for (uint32_t i = 0; i < p->n_nets; i++)
                 if (px_str_eq(p->nets[i].name, t->cxl_switches[ci->sw].name))
@@ -238,7 +240,7 @@ static bool same_lds(const nld *a, uint32_t na, const nld *b, uint32_t nb)
         return false;
     for (uint32_t i = 0; i < na; i++)
         if (a[i].attach != b[i].attach || a[i].vppb != b[i].vppb ||
-            strcmp(a[i].pool, b[i].pool) != 0 || a[i].ld != b[i].ld ||
+            strcmp(a[i].pool, b[i].pool) != 0 || a[i].ld != b[i].ld || a[i].size != b[i].size ||
             strcmp(a[i].pool_node, b[i].pool_node) != 0)
             return false;
     return true;
@@ -336,6 +338,15 @@ static void copy_put(px_node *n, nlab *l, ncopy *cp)
 static ncopy *copy_get(px_node *n, nlab *l, const nld *d)
 {
     ncopy *cp = copy_find(l, d->pool, d->ld);
+    if (cp && cp->size != d->size) {
+        /* Unbound, given another allocation and bound again while its
+         * last write-back at the old size runs: not the same LD. */
+        PX_WARN("cxl", "LD rebound at another size before its write-back ended",
+                "lab=%s pool=%s ld=%u size=%" PRIu64 " new_size=%" PRIu64
+                " hint=\"start the guest again once the write-back is done\"",
+                l->name, d->pool, d->ld, cp->size, d->size);
+        return NULL;
+    }
     if (cp) {
         cp->refs++;
         cp->leaving = false; /* its last write-back ends without forgetting it */
@@ -499,8 +510,8 @@ static void start_fetch(px_node *n, px_node_lab *nl, nlab *l, ncopy *cp)
         PX_INFO("cxl", "LD copy kept for a running guest", "lab=%s pool=%s ld=%u", l->name,
                 cp->pool, cp->ld);
     if ((keep ? px_cxlld_adopt : px_cxlld_fetch)(c->ld, l->name, cp->pool, cp->pool_node, cp->ld,
-                                                 cp->mem, cp->lsa, fetched, cb, &cp->handle,
-                                                 &em) != PX_OK) {
+                                                 cp->size, cp->mem, cp->lsa, fetched, cb,
+                                                 &cp->handle, &em) != PX_OK) {
         PX_WARN("cxl", "LD copy cannot start", "lab=%s pool=%s ld=%u detail=\"%s\"", l->name,
                 cp->pool, cp->ld, em.text);
         free(cb);
@@ -609,6 +620,16 @@ static px_err count_binds(nlab *l, const px_msg_plan *p, px_errmsg *em)
     return PX_OK;
 }
 
+/* The size LD ld of pool has in the plan's bindings (its allocation), or
+ * dflt (the pool's ld_size) when it is not bound or no size was sent. */
+static uint64_t plan_ld_size(const px_msg_plan *p, const char *pool, uint32_t ld, uint64_t dflt)
+{
+    for (uint32_t i = 0; i < p->n_cxl; i++)
+        if (p->cxl[i].ld == ld && p->cxl[i].size && px_str_eq(p->cxl[i].pool, pool))
+            return p->cxl[i].size;
+    return dflt;
+}
+
 /* Every pool of a switch this node takes part in, to px_cxlsync: the hub,
  * the period, and at the hub the switch's hosts and which LDs are shared. */
 static px_err sync_pools(px_node *n, px_node_lab *nl, nlab *l, const px_msg_plan *p, px_errmsg *em)
@@ -617,6 +638,7 @@ static px_err sync_pools(px_node *n, px_node_lab *nl, nlab *l, const px_msg_plan
     const char *hosts[PX_CXLSYNC_MAX_HOSTS];
     char names[PX_CXLSYNC_MAX_HOSTS][64];
     bool shared[PX_WIRE_MAX_CXL_LDS];
+    uint64_t sizes[PX_WIRE_MAX_CXL_LDS];
     for (uint32_t i = 0; i < p->n_nets; i++) {
         char sw[64], home[64];
         px_str_copy(sw, sizeof(sw), p->nets[i].name);
@@ -635,8 +657,10 @@ static px_err sync_pools(px_node *n, px_node_lab *nl, nlab *l, const px_msg_plan
             const px_topo_cxl_pool *pl = &t->cxl_pools[k];
             if (pl->sw != ref.index || !pl->n_lds || pl->n_lds > PX_WIRE_MAX_CXL_LDS)
                 continue;
-            for (uint32_t d = 0; d < pl->n_lds; d++)
+            for (uint32_t d = 0; d < pl->n_lds; d++) {
                 shared[d] = bound_count(l, pl->name, d) > 1;
+                sizes[d] = plan_ld_size(p, pl->name, d, pl->ld_size);
+            }
             char dir[4200];
             snprintf(dir, sizeof(dir), "%s/cxl/%s", nl->dir, pl->name);
             uint64_t ms = pl->sync_ns / 1000000u;
@@ -644,6 +668,7 @@ static px_err sync_pools(px_node *n, px_node_lab *nl, nlab *l, const px_msg_plan
                                        .pool = pl->name,
                                        .hub = home,
                                        .ld_size = pl->ld_size,
+                                       .ld_sizes = sizes,
                                        .n_lds = pl->n_lds,
                                        .period_ms = ms ? ms : 1,
                                        .dir = dir,
@@ -659,6 +684,29 @@ static px_err sync_pools(px_node *n, px_node_lab *nl, nlab *l, const px_msg_plan
 }
 
 static void restart_stale(px_node *n, px_node_lab *nl, px_node_guest *ng, ngst *g);
+
+/* A bound LD of a pool here takes the size of its allocation: its file
+ * grows (zeros) or shrinks (the FM API's Set LD Allocations only changes
+ * an unbound LD, so no guest maps it at the old size). A guest's node
+ * checks the size its fetch finds against its plan's. */
+static void pools_resize(struct px_node_cxl *c, const px_node_lab *l, const nlab *cl,
+                         const px_msg_plan *p)
+{
+    for (uint32_t i = 0; i < p->n_cxl; i++) {
+        char pool[64];
+        px_str_copy(pool, sizeof(pool), p->cxl[i].pool);
+        bool here = false;
+        for (uint32_t j = 0; j < cl->n_pools && !here; j++)
+            here = strcmp(cl->pools[j], pool) == 0;
+        uint64_t want = p->cxl[i].size;
+        if (!here || !want || px_cxlld_ld_size(c->ld, l->name, pool, p->cxl[i].ld) == want)
+            continue;
+        px_errmsg em = {{0}};
+        if (px_cxlld_ld_resize(c->ld, l->name, pool, p->cxl[i].ld, want, &em) != PX_OK)
+            PX_WARN("cxl", "cannot give an LD its allocation", "lab=%s pool=%s ld=%u detail=\"%s\"",
+                    l->name, pool, p->cxl[i].ld, em.text);
+    }
+}
 
 px_err px_node_cxl_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_errmsg *em)
 {
@@ -698,6 +746,7 @@ px_err px_node_cxl_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_er
                     pl->n_lds, pl->ld_size);
         }
     }
+    pools_resize(c, l, cl, p);
     /* Which LDs are shared now, and the copies that start or stop
      * syncing for it. */
     px_err err = count_binds(cl, p, em);

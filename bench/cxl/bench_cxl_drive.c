@@ -386,6 +386,10 @@ static int run_pool(side *s, const char *dir, uint64_t size)
     snprintf(d, sizeof(d), "%s/sparse", dir);
     if (px_cxlld_pool_open(s->svc, LAB, "sparse", d, 1, size, &em) != PX_OK)
         die("pool sparse", em.text);
+    /* An existing file keeps its length: one of an earlier run with another
+     * --size takes this one (the sparse LD holds only zeros). */
+    if (px_cxlld_ld_resize(s->svc, LAB, "sparse", 0, size, &em) != PX_OK)
+        die("pool sparse size", em.text);
     uv_async_init(&s->loop, &s->quit, on_quit);
     pthread_t th;
     if (pthread_create(&th, NULL, stdin_waiter, s) != 0)
@@ -419,12 +423,13 @@ static void wait_op(side *s, op *o, const char *what)
         die(what, o->msg);
 }
 
-static double timed_fetch(side *s, const char *pool, const char *mem, const char *lsa, uint64_t *h)
+static double timed_fetch(side *s, const char *pool, uint64_t size, const char *mem,
+                          const char *lsa, uint64_t *h)
 {
     op o = {0};
     px_errmsg em = {{0}};
     double t0 = mono();
-    if (px_cxlld_fetch(s->svc, LAB, pool, s->peer, 0, mem, lsa, op_done, &o, h, &em) != PX_OK)
+    if (px_cxlld_fetch(s->svc, LAB, pool, s->peer, 0, size, mem, lsa, op_done, &o, h, &em) != PX_OK)
         die("fetch", em.text);
     wait_op(s, &o, "fetch");
     return mono() - t0;
@@ -524,7 +529,7 @@ static int run_guest(side *s, const char *dir, const char *pool_dir, uint64_t si
     px_cxlld_tune(s->svc, &(px_cxlld_tuning){.window = window});
     /* Warm-up: the handshakes, and the pool file in the page cache. */
     uint64_t h;
-    timed_fetch(s, "sparse", smem, slsa, &h);
+    timed_fetch(s, "sparse", size, smem, slsa, &h);
     px_cxlld_forget(s->svc, h);
     static double t[N_M][MAX_ROUNDS], cs[N_M][MAX_ROUNDS], cp[N_M][MAX_ROUNDS];
 #define MEASURE(m, expr)                                                                           \
@@ -541,7 +546,7 @@ static int run_guest(side *s, const char *dir, const char *pool_dir, uint64_t si
         unlink(copy);
         MEASURE(M_RAW, timed_raw(s, size, window ? window : PX_CXLLD_WINDOW));
         unlink(mem);
-        MEASURE(M_FETCH, timed_fetch(s, "dense", mem, lsa, &h));
+        MEASURE(M_FETCH, timed_fetch(s, "dense", size, mem, lsa, &h));
         if (r == 0)
             same_or_die(src, mem, size);
         touch(mem, size, 1, (unsigned)r);
@@ -553,7 +558,7 @@ static int run_guest(side *s, const char *dir, const char *pool_dir, uint64_t si
             same_or_die(src, mem, size);
         px_cxlld_forget(s->svc, h);
         unlink(mem);
-        MEASURE(M_FETCH_SPARSE, timed_fetch(s, "sparse", smem, slsa, &h));
+        MEASURE(M_FETCH_SPARSE, timed_fetch(s, "sparse", size, smem, slsa, &h));
         px_cxlld_forget(s->svc, h);
         unlink(smem);
     }

@@ -39,10 +39,9 @@ static const char help_cxl[] =
     "                                  has written the LD's data back to the pool)\n"
     "  lds SWITCH POOL                 the pool's LDs and their allocations\n"
     "  alloc SWITCH POOL LD SIZE       set an unbound LD's allocation (a multiple\n"
-    "                                  of 256M, like 512M or 1G; 0M frees it). The\n"
-    "                                  FM checks binds and the pool's capacity\n"
-    "                                  against it; a guest still gets the pool's\n"
-    "                                  ld_size of memory per LD (docs/cxl.md)\n"
+    "                                  of 256M, like 512M or 1G; 0M frees it): the\n"
+    "                                  memory a guest bound to it gets. The pool's\n"
+    "                                  capacity bounds the sum\n"
     "  sync SWITCH POOL LD             bring the copies of a shared LD (bound to\n"
     "                                  two or more vPPBs) in step now, without\n"
     "                                  waiting for the pool's sync: period. Done\n"
@@ -200,19 +199,6 @@ static int pool_port(fmctx *f, json_t *s, const char *pool, uint32_t *port, uint
     return px_cli_fail(f->x.cli, f->x.cmd, "'plexus cxl switches' lists the pools",
                        "switch %s has no pool %s", json_string_value(json_object_get(s, "name")),
                        pool);
-}
-
-/* The ld_size of pool `pool` of switch s (from `cxl list`); 0 if unknown. */
-static uint64_t pool_ld_size(json_t *s, const char *pool)
-{
-    size_t i;
-    json_t *p;
-    json_array_foreach(json_object_get(s, "pools"), i, p)
-    {
-        if (strcmp(json_string_value(json_object_get(p, "name")), pool) == 0)
-            return (uint64_t)json_integer_value(json_object_get(p, "ld_size"));
-    }
-    return 0;
 }
 
 static bool num(const char *s, unsigned long max, uint32_t *out)
@@ -570,24 +556,16 @@ static int cmd_alloc(fmctx *f, char **a)
     px_fm_set_ld_alloc_encode(&q, pl, sizeof(pl), &plen);
     if ((rc = fm(f, a[0], a[1], PX_FM_SET_LD_ALLOC, pl, plen)))
         return rc;
-    /* The nodes give a guest the pool's ld_size of memory per LD, whatever
-     * the allocation (docs/cxl.md, "Allocations"): say so when they differ. */
-    uint64_t ld_size = pool_ld_size(s, a[1]);
     if (f->json) {
-        json_t *o =
-            json_pack("{s:s,s:s,s:s,s:i,s:I,s:I}", "op", "alloc", "switch", a[0], "pool", a[1],
-                      "ld", (int)ld, "allocated", (json_int_t)bytes, "memory", (json_int_t)ld_size);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:I}", "op", "alloc", "switch", a[0], "pool", a[1],
+                              "ld", (int)ld, "allocated", (json_int_t)bytes);
         print_json(o);
         json_decref(o);
     } else {
-        printf("LD %u of %s: %" PRIu64 "M allocated\n", ld, a[1], bytes >> 20);
+        printf("LD %u of %s: %" PRIu64 "M allocated; a guest bound to it gets that much memory "
+               "from its next start\n",
+               ld, a[1], bytes >> 20);
     }
-    if (bytes && bytes != ld_size)
-        fprintf(stderr,
-                "plexus cxl: note: a guest bound to LD %u gets pool %s's ld_size (%" PRIu64
-                "M) of memory, not its allocation: plexus sizes LDs by the topology "
-                "(docs/cxl.md, Allocations)\n",
-                ld, a[1], ld_size >> 20);
     return 0;
 }
 

@@ -165,6 +165,7 @@ typedef struct px_plan_cxl {
     uint32_t vppb;
     px_str pool;
     uint32_t ld;
+    uint64_t size; /* bytes of the LD's memory (its allocation); 0: the pool's ld_size */
 } px_plan_cxl;
 
 typedef struct px_plan_peer {
@@ -316,13 +317,13 @@ typedef struct px_msg_eth {
 /* ivshmem region message ops (docs/ivshmem.md, "Between hosts"). `node` is
  * always the sender's index in the region's member list. */
 typedef enum px_shm_op {
-    PX_SHM_SYNC = 1,   /* member -> home: send me the peers and the contents (repeat until SYNCED) */
+    PX_SHM_SYNC = 1, /* member -> home: send me the peers and the contents (repeat until SYNCED) */
     PX_SHM_SYNCED = 2, /* home -> member: the PEERs and DIFFs before this were the whole state */
     PX_SHM_JOIN = 3,   /* member -> home: a local client wants an ID (tag, name) */
-    PX_SHM_PEER = 4,   /* home -> members: peer `peer` is on member `owner` (tag, name echo a JOIN) */
-    PX_SHM_LEAVE = 5,  /* member -> home: local peer `peer` left; home -> members: it is gone */
-    PX_SHM_DIFF = 6,   /* member -> members: changed bytes (recs, fabric/shm/diff.h) */
-    PX_SHM_RING = 7,   /* member -> the peer's owner: doorbell `peer`, `vector` (after its DIFFs) */
+    PX_SHM_PEER = 4, /* home -> members: peer `peer` is on member `owner` (tag, name echo a JOIN) */
+    PX_SHM_LEAVE = 5, /* member -> home: local peer `peer` left; home -> members: it is gone */
+    PX_SHM_DIFF = 6,  /* member -> members: changed bytes (recs, fabric/shm/diff.h) */
+    PX_SHM_RING = 7,  /* member -> the peer's owner: doorbell `peer`, `vector` (after its DIFFs) */
     PX_SHM_OP_MAX
 } px_shm_op;
 
@@ -334,8 +335,8 @@ typedef struct px_msg_shm {
     uint32_t peer;   /* PEER, LEAVE, RING: the peer ID, 0..65535 */
     uint32_t vector; /* RING */
     uint64_t tag;    /* JOIN, PEER: the joining member's request tag (0 in a SYNC's PEERs) */
-    px_str name;     /* JOIN, PEER: what the peer is: "GUEST" or "host:PID" (≤ PX_WIRE_MAX_NAME) */
-    px_bin recs;     /* DIFF: ≤ PX_WIRE_MAX_SHM_BLOB */
+    px_str name; /* JOIN, PEER: what the peer is: "GUEST" or "host:PID" (≤ PX_WIRE_MAX_NAME) */
+    px_bin recs; /* DIFF: ≤ PX_WIRE_MAX_SHM_BLOB */
 } px_msg_shm;
 
 #define PX_WIRE_MAX_CXL_CHUNK (128u << 10) /* bytes of LD data in one CXL message */

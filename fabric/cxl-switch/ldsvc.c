@@ -51,8 +51,9 @@ typedef struct lpool {
     char dir[PATH_CAP];
     uint64_t key;
     uint32_t n_lds;
-    uint64_t ld_size;
-    int (*fd)[2]; /* [n_lds][area], -1 until first used */
+    uint64_t ld_size; /* what it was opened with: the size of LDs it creates */
+    uint64_t *size;   /* [n_lds]: each LD's memory bytes, its .mem file's length */
+    int (*fd)[2];     /* [n_lds][area], -1 until first used */
 } lpool;
 
 /* Encoded answers waiting for a full link to a node. */
@@ -103,6 +104,9 @@ typedef struct xfer {
     uint32_t nch[2]; /* chunks per area */
     uint32_t total;
     bool keep;      /* adopt: the local files are kept as they are (a running guest's) */
+    uint64_t want;  /* the memory size the caller expects; 0: whatever the pool says */
+    bool other;     /* the last INFO had another memory size than want ... */
+    uint64_t seen;  /* ... this one */
     uint64_t *hash; /* [total]: the pool's copy's chunk hashes, as far as we know */
     uint8_t *zero;  /* [total]: 1 = that chunk is all zero there */
     uint32_t cursor;
@@ -379,9 +383,14 @@ static lpool *pool_named(px_cxlld *s, const char *lab, const char *name, uint32_
     return NULL;
 }
 
-static uint64_t pool_area_size(const lpool *p, uint32_t area)
+static uint64_t pool_area_size(const lpool *p, uint32_t ld, uint32_t area)
 {
-    return area ? PX_CXLLD_LSA_SIZE : p->ld_size;
+    return area ? PX_CXLLD_LSA_SIZE : p->size[ld];
+}
+
+static bool ld_size_ok(uint64_t size)
+{
+    return size % PX_CXLLD_ALIGN == 0 && size <= PX_CXLLD_MAX_LD_SIZE;
 }
 
 static int ld_path(char *out, size_t cap, const char *dir, uint32_t ld, uint32_t area)
@@ -413,32 +422,54 @@ static void pool_free(lpool *p)
             if (p->fd[k][a] >= 0)
                 close(p->fd[k][a]);
     free(p->fd);
+    free(p->size);
     free(p);
 }
 
-/* Creates the file sparse, or keeps it and extends it to `want`. */
-static px_err ld_file_prepare(const char *path, uint64_t want, px_errmsg *em)
+/* Creates the file sparse at `want` bytes. An existing one keeps its
+ * contents: label storage (lsa) is extended to `want`; memory keeps its
+ * length, which is the LD's size (*got), since an allocation may have
+ * resized it. */
+static px_err ld_file_prepare(const char *path, uint64_t want, bool lsa, uint64_t *got,
+                              px_errmsg *em)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    /* O_EXCL tells a file made now (sized here) from one that was there. */
+    bool made = true;
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        made = false;
+        fd = open(path, O_RDWR | O_CLOEXEC);
+    }
     if (fd < 0)
         return px_errmsg_set(em, px_err_from_errno(errno), "cannot open %s: %s", path,
                              strerror(errno));
     struct stat st;
     px_err err = PX_OK;
+    *got = want;
     if (fstat(fd, &st) != 0)
         err = px_errmsg_set(em, PX_E_IO, "cannot stat %s: %s", path, strerror(errno));
     else if (!S_ISREG(st.st_mode))
         err = px_errmsg_set(em, PX_E_CONFIG, "%s is not a regular file", path);
+    else if (!lsa && !made && !ld_size_ok((uint64_t)st.st_size))
+        err = px_errmsg_set(em, PX_E_CONFIG,
+                            "%s holds %" PRIu64 " bytes, not a multiple of %u up to %" PRIu64
+                            ", so it is no LD's memory; move it away to start the LD empty",
+                            path, (uint64_t)st.st_size, PX_CXLLD_ALIGN,
+                            (uint64_t)PX_CXLLD_MAX_LD_SIZE);
+    else if (!lsa && !made)
+        *got = (uint64_t)st.st_size;
     else if ((uint64_t)st.st_size > want)
         err = px_errmsg_set(em, PX_E_CONFIG,
                             "%s holds %" PRIu64 " bytes, more than the %" PRIu64
-                            " of its LD (the pool's ld_size changed?); move it away to start "
-                            "the LD empty",
+                            " of an LD's label storage; move it away to start the LD's labels "
+                            "empty",
                             path, (uint64_t)st.st_size, want);
     else if ((uint64_t)st.st_size < want && ftruncate(fd, (off_t)want) != 0)
         err = px_errmsg_set(em, PX_E_IO, "cannot extend %s to %" PRIu64 " bytes: %s", path, want,
                             strerror(errno));
     close(fd);
+    if (err && made) /* not left behind as an empty LD */
+        unlink(path);
     return err;
 }
 
@@ -458,6 +489,7 @@ px_err px_cxlld_pool_open(px_cxlld *s, const char *lab, const char *pool, const 
                              pool, ld_size, PX_CXLLD_ALIGN, (uint64_t)PX_CXLLD_MAX_LD_SIZE);
     uint32_t at = 0;
     lpool *old = pool_named(s, lab, pool, &at);
+    /* The same pool: its LDs keep the sizes they were given since. */
     if (old && old->n_lds == n_lds && old->ld_size == ld_size && strcmp(old->dir, dir) == 0)
         return PX_OK;
     px_err err = px_mkdir_p(dir, 0700, em);
@@ -465,30 +497,42 @@ px_err px_cxlld_pool_open(px_cxlld *s, const char *lab, const char *pool, const 
         px_errmsg_prefix(em, "pool %s: ", pool);
         return err;
     }
-    for (uint32_t k = 0; k < n_lds; k++)
-        for (uint32_t a = 0; a < 2; a++) {
-            char path[PATH_CAP];
-            if (ld_path(path, sizeof(path), dir, k, a) != 0)
-                return px_errmsg_set(em, PX_E_TOOBIG, "pool %s: directory %s is too long", pool,
-                                     dir);
-            err = ld_file_prepare(path, a ? PX_CXLLD_LSA_SIZE : ld_size, em);
-            if (err) {
-                px_errmsg_prefix(em, "pool %s: ", pool);
-                return err;
-            }
-        }
     lpool *p = calloc(1, sizeof(*p));
-    if (!p || !(p->fd = malloc(n_lds * sizeof(*p->fd)))) {
+    if (!p || !(p->fd = malloc(n_lds * sizeof(*p->fd))) ||
+        !(p->size = calloc(n_lds, sizeof(*p->size)))) {
+        if (p)
+            free(p->fd);
         free(p);
         return px_errmsg_set(em, PX_E_NOMEM, "pool %s: out of memory", pool);
     }
     for (uint32_t k = 0; k < n_lds; k++)
         p->fd[k][0] = p->fd[k][1] = -1;
+    p->n_lds = n_lds;
+    uint32_t resized = 0;
+    for (uint32_t k = 0; k < n_lds; k++)
+        for (uint32_t a = 0; a < 2; a++) {
+            char path[PATH_CAP];
+            uint64_t got = 0;
+            if (ld_path(path, sizeof(path), dir, k, a) != 0) {
+                pool_free(p);
+                return px_errmsg_set(em, PX_E_TOOBIG, "pool %s: directory %s is too long", pool,
+                                     dir);
+            }
+            err = ld_file_prepare(path, a ? PX_CXLLD_LSA_SIZE : ld_size, a == 1, &got, em);
+            if (err) {
+                pool_free(p);
+                px_errmsg_prefix(em, "pool %s: ", pool);
+                return err;
+            }
+            if (a == 0) {
+                p->size[k] = got;
+                resized += got != ld_size;
+            }
+        }
     snprintf(p->lab, sizeof(p->lab), "%s", lab);
     snprintf(p->name, sizeof(p->name), "%s", pool);
     snprintf(p->dir, sizeof(p->dir), "%s", dir);
     p->key = px_net_key(lab, pool);
-    p->n_lds = n_lds;
     p->ld_size = ld_size;
     if (old) {
         pool_free(old);
@@ -502,9 +546,47 @@ px_err px_cxlld_pool_open(px_cxlld *s, const char *lab, const char *pool, const 
         s->pools = np;
         s->pools[s->n_pools++] = p;
     }
-    PX_INFO("cxl", "pool open", "lab=%s pool=%s lds=%u ld_size=%" PRIu64 " dir=%s", lab, pool,
-            n_lds, ld_size, dir);
+    PX_INFO("cxl", "pool open", "lab=%s pool=%s lds=%u ld_size=%" PRIu64 " other_sizes=%u dir=%s",
+            lab, pool, n_lds, ld_size, resized, dir);
     return PX_OK;
+}
+
+px_err px_cxlld_ld_resize(px_cxlld *s, const char *lab, const char *pool, uint32_t ld,
+                          uint64_t size, px_errmsg *em)
+{
+    if (!ld_size_ok(size))
+        return px_errmsg_set(em, PX_E_INVAL,
+                             "LD %u of pool %s: size %" PRIu64 " is not a multiple of %u up to "
+                             "%" PRIu64,
+                             ld, pool ? pool : "?", size, PX_CXLLD_ALIGN,
+                             (uint64_t)PX_CXLLD_MAX_LD_SIZE);
+    lpool *p = lab && pool ? pool_named(s, lab, pool, NULL) : NULL;
+    if (!p || ld >= p->n_lds)
+        return px_errmsg_set(em, PX_E_NOTFOUND, "pool %s of lab %s is not open on this node%s",
+                             pool ? pool : "?", lab ? lab : "?", p ? " with that many LDs" : "");
+    uint64_t from = p->size[ld];
+    if (from == size)
+        return PX_OK;
+    char path[PATH_CAP];
+    if (ld_path(path, sizeof(path), p->dir, ld, 0) != 0)
+        return px_errmsg_set(em, PX_E_TOOBIG, "pool %s: directory %s is too long", p->name, p->dir);
+    int fd = pool_fd(p, ld, 0);
+    if (fd < 0)
+        return px_errmsg_set(em, PX_E_IO, "cannot open %s: %s", path, strerror(errno));
+    if (ftruncate(fd, (off_t)size) != 0)
+        return px_errmsg_set(em, PX_E_IO,
+                             "cannot resize %s from %" PRIu64 " to %" PRIu64 " bytes: %s", path,
+                             from, size, strerror(errno));
+    p->size[ld] = size;
+    PX_INFO("cxl", "LD resized", "lab=%s pool=%s ld=%u from=%" PRIu64 " to=%" PRIu64, lab, pool, ld,
+            from, size);
+    return PX_OK;
+}
+
+uint64_t px_cxlld_ld_size(px_cxlld *s, const char *lab, const char *pool, uint32_t ld)
+{
+    lpool *p = lab && pool ? pool_named(s, lab, pool, NULL) : NULL;
+    return p && ld < p->n_lds ? p->size[ld] : 0;
 }
 
 px_err px_cxlld_pool_paths(px_cxlld *s, const char *lab, const char *pool, uint32_t ld, char *mem,
@@ -569,12 +651,12 @@ static void pool_msg(px_cxlld *s, const char *node, const px_msg_cxl *m)
                         .node = px_str_c(s->io.self),
                         .xfer = m->xfer,
                         .ld = m->ld,
-                        .size = p->ld_size,
+                        .size = p->size[m->ld],
                         .lsa = PX_CXLLD_LSA_SIZE};
         answer(s, node, &i);
         return;
     }
-    if (!range_ok(pool_area_size(p, m->area), m->off, m->len)) {
+    if (!range_ok(pool_area_size(p, m->ld, m->area), m->off, m->len)) {
         bad(s, "a range outside the LD", node);
         return;
     }
@@ -822,14 +904,26 @@ static void on_info(xfer *x, const px_msg_cxl *m)
         s->st.dups++;
         return;
     }
-    if (m->size == 0 || m->size % PX_CXLLD_ALIGN || m->size > PX_CXLLD_MAX_LD_SIZE || m->lsa == 0 ||
-        m->lsa > PX_CXLLD_MAX_LSA_SIZE) {
+    /* 0 is a size: an LD may be given no memory. */
+    if (!ld_size_ok(m->size) || m->lsa == 0 || m->lsa > PX_CXLLD_MAX_LSA_SIZE) {
         s->st.bad_msgs++;
         xfer_fail(x, PX_E_PROTO,
                   "pool node %s gave LD %u of pool %s sizes %" PRIu64 " and %" PRIu64
                   " bytes (label storage); expected a multiple of %u up to %" PRIu64 " and 1..%u",
                   x->node, x->ld, x->pool, m->size, m->lsa, PX_CXLLD_ALIGN,
                   (uint64_t)PX_CXLLD_MAX_LD_SIZE, PX_CXLLD_MAX_LSA_SIZE);
+        return;
+    }
+    if (x->want && m->size != x->want) {
+        /* Not taken: the pool's node may not have applied the plan that
+         * resized the LD yet. The OPEN stays unanswered, so it is sent
+         * again after retry_ms; the timeout ends the wait. */
+        if (!x->other)
+            PX_WARN("cxl", "pool's node has the LD at another size; asking again",
+                    "lab=%s pool=%s ld=%u node=%s size=%" PRIu64 " want=%" PRIu64, x->lab, x->pool,
+                    x->ld, x->node, m->size, x->want);
+        x->other = true;
+        x->seen = m->size;
         return;
     }
     x->size[0] = m->size;
@@ -847,7 +941,8 @@ static void on_info(xfer *x, const px_msg_cxl *m)
     if (x->keep) {
         /* A running guest's files (its QEMU outlived a node restart):
          * keep them; not knowing what the pool holds, the next write-back
-         * sends every chunk. */
+         * sends every chunk. size[0] is also the caller's size when it
+         * gave one (an INFO with another was not taken above). */
         struct stat st[2];
         if (fstat(x->fd[0], &st[0]) == 0 && fstat(x->fd[1], &st[1]) == 0 &&
             (uint64_t)st[0].st_size == x->size[0] && (uint64_t)st[1].st_size == x->size[1]) {
@@ -1101,6 +1196,14 @@ static void on_tick(uv_timer_t *t)
     for (xfer *x = s->xfers; x; x = x->next) {
         if (!running(x))
             continue;
+        if (now - x->progress_ms >= s->tun.timeout_ms && x->phase == X_OPENING && x->other) {
+            xfer_fail(x, PX_E_TIMEOUT,
+                      "%s of LD %u of pool %s (lab %s): pool %s's node %s has LD %u at %" PRIu64
+                      " bytes, this node's plan says %" PRIu64
+                      "; has that node applied the plan that resized it?",
+                      what(x), x->ld, x->pool, x->lab, x->pool, x->node, x->ld, x->seen, x->want);
+            continue;
+        }
         if (now - x->progress_ms >= s->tun.timeout_ms) {
             xfer_fail(x, PX_E_TIMEOUT,
                       "%s of LD %u of pool %s (lab %s): pool node %s did not answer for %.1f s; "
@@ -1157,26 +1260,27 @@ static px_err xfer_new(px_cxlld *s, const char *lab, const char *pool, const cha
 }
 
 static px_err fetch(px_cxlld *s, const char *lab, const char *pool, const char *pool_node,
-                    uint32_t ld, const char *mem_path, const char *lsa_path, bool keep,
-                    px_cxlld_done done, void *ud, uint64_t *handle, px_errmsg *em);
+                    uint32_t ld, uint64_t size, const char *mem_path, const char *lsa_path,
+                    bool keep, px_cxlld_done done, void *ud, uint64_t *handle, px_errmsg *em);
 
 px_err px_cxlld_fetch(px_cxlld *s, const char *lab, const char *pool, const char *pool_node,
-                      uint32_t ld, const char *mem_path, const char *lsa_path, px_cxlld_done done,
-                      void *ud, uint64_t *handle, px_errmsg *em)
+                      uint32_t ld, uint64_t size, const char *mem_path, const char *lsa_path,
+                      px_cxlld_done done, void *ud, uint64_t *handle, px_errmsg *em)
 {
-    return fetch(s, lab, pool, pool_node, ld, mem_path, lsa_path, false, done, ud, handle, em);
+    return fetch(s, lab, pool, pool_node, ld, size, mem_path, lsa_path, false, done, ud, handle,
+                 em);
 }
 
 px_err px_cxlld_adopt(px_cxlld *s, const char *lab, const char *pool, const char *pool_node,
-                      uint32_t ld, const char *mem_path, const char *lsa_path, px_cxlld_done done,
-                      void *ud, uint64_t *handle, px_errmsg *em)
+                      uint32_t ld, uint64_t size, const char *mem_path, const char *lsa_path,
+                      px_cxlld_done done, void *ud, uint64_t *handle, px_errmsg *em)
 {
-    return fetch(s, lab, pool, pool_node, ld, mem_path, lsa_path, true, done, ud, handle, em);
+    return fetch(s, lab, pool, pool_node, ld, size, mem_path, lsa_path, true, done, ud, handle, em);
 }
 
 static px_err fetch(px_cxlld *s, const char *lab, const char *pool, const char *pool_node,
-                    uint32_t ld, const char *mem_path, const char *lsa_path, bool keep,
-                    px_cxlld_done done, void *ud, uint64_t *handle, px_errmsg *em)
+                    uint32_t ld, uint64_t size, const char *mem_path, const char *lsa_path,
+                    bool keep, px_cxlld_done done, void *ud, uint64_t *handle, px_errmsg *em)
 {
     if (s->shutting)
         return px_errmsg_set(em, PX_E_CLOSED, "the CXL LD service is closing");
@@ -1186,6 +1290,11 @@ static px_err fetch(px_cxlld *s, const char *lab, const char *pool, const char *
                              "or LD over %u",
                              PX_CXLLD_MAX_LDS - 1);
     bool local = strcmp(pool_node, s->io.self) == 0;
+    if (!local && !ld_size_ok(size))
+        return px_errmsg_set(em, PX_E_INVAL,
+                             "fetch of LD %u: size %" PRIu64 " is not a multiple of %u up to "
+                             "%" PRIu64,
+                             ld, size, PX_CXLLD_ALIGN, (uint64_t)PX_CXLLD_MAX_LD_SIZE);
     if (local) {
         lpool *p = pool_named(s, lab, pool, NULL);
         if (!p || ld >= p->n_lds)
@@ -1204,6 +1313,7 @@ static px_err fetch(px_cxlld *s, const char *lab, const char *pool, const char *
     }
     x->local = local;
     x->keep = keep;
+    x->want = size;
     if (!local) {
         const char *paths[2] = {mem_path, lsa_path};
         for (int a = 0; a < 2; a++) {

@@ -1,14 +1,19 @@
 /* plexus — CXL logical-device (LD) data across hosts (docs/cxl.md, "LD
  * data").
  *
- * A `cxl_pool` is a multi-logical device split into LDs of ld_size bytes.
- * Its data lives on the pool's node (the switch net's home) as two files per
- * LD: DIR/ld<k>.mem (the LD's memory, QEMU's memdev) and DIR/ld<k>.lsa (its
- * label storage, PX_CXLLD_LSA_SIZE bytes). A guest bound to an LD needs the
- * LD as local files on its own host before QEMU starts:
+ * A `cxl_pool` is a multi-logical device split into LDs, each with its own
+ * size: ld_size bytes until the Fabric Manager gives it another allocation
+ * (px_cxlld_ld_resize). Its data lives on the pool's node (the switch net's
+ * home) as two files per LD: DIR/ld<k>.mem (the LD's memory, QEMU's memdev;
+ * its length is the LD's size) and DIR/ld<k>.lsa (its label storage,
+ * PX_CXLLD_LSA_SIZE bytes). A guest bound to an LD needs the LD as local
+ * files on its own host before QEMU starts:
  *
  *   fetch       the guest's node asks the pool's node for the LD's sizes
- *               (OPEN -> INFO), then for every chunk of at most
+ *               (OPEN -> INFO; an INFO with another memory size than
+ *               the one the guest's node expects is not taken, and the
+ *               OPEN is sent again until the sizes agree or the fetch
+ *               times out), then for every chunk of at most
  *               PX_CXLLD_CHUNK bytes (READ -> DATA), a bounded window of
  *               them at a time. A chunk of zero bytes travels as a flag,
  *               not as bytes, and the local files stay sparse. Every chunk's
@@ -51,7 +56,7 @@
 #define PX_CXLLD_MAX_LDS      PX_WIRE_MAX_CXL_LDS   /* LDs in one pool */
 #define PX_CXLLD_MAX_LD_SIZE  (64ull << 40)         /* the largest pool (docs/topology.md) */
 #define PX_CXLLD_MAX_LSA_SIZE (256u << 20)          /* label storage a guest accepts */
-#define PX_CXLLD_ALIGN        4096u                 /* ld_size is a multiple of this */
+#define PX_CXLLD_ALIGN        4096u                 /* every LD's size is a multiple of this */
 #define PX_CXLLD_WINDOW       32u                   /* default chunks in flight (4 MiB) */
 
 typedef struct px_cxlld px_cxlld;
@@ -74,18 +79,43 @@ void px_cxlld_tune(px_cxlld *s, const px_cxlld_tuning *t);
 /* ---- the pool side ---- */
 
 /* This node holds pool `pool` of lab `lab`: n_lds (1..PX_CXLLD_MAX_LDS) LDs
- * of ld_size bytes (a multiple of PX_CXLLD_ALIGN up to
- * PX_CXLLD_MAX_LD_SIZE; the topology asks for multiples of 256 MiB) plus
- * PX_CXLLD_LSA_SIZE of label storage each, in dir/ld<k>.mem and
- * dir/ld<k>.lsa. dir is created if missing. Missing files are created
- * sparse (all zero, no blocks); files that exist keep their contents (a
- * restarted node finds its data); a shorter one is extended with zeros, a
- * longer one is an error (PX_E_CONFIG: it holds data beyond the LD; em says
- * which file). Opening a pool that is open with the same settings does
- * nothing; with other settings the pool is replaced (its files stay).
+ * plus PX_CXLLD_LSA_SIZE of label storage each, in dir/ld<k>.mem and
+ * dir/ld<k>.lsa. dir is created if missing. Each LD has its own size, the
+ * length of its .mem file:
+ *   - a missing .mem file is created sparse (all zero, no blocks) at
+ *     ld_size bytes (a multiple of PX_CXLLD_ALIGN up to
+ *     PX_CXLLD_MAX_LD_SIZE; the topology asks for multiples of 256 MiB);
+ *   - an existing one keeps its contents and its length, whatever ld_size
+ *     says (an allocation may have resized the LD before the node
+ *     restarted), as long as that length is a multiple of PX_CXLLD_ALIGN up
+ *     to PX_CXLLD_MAX_LD_SIZE (0 too: an empty LD); otherwise PX_E_CONFIG,
+ *     em naming the file.
+ * A .lsa file is created sparse, or kept with its contents; a shorter one
+ * is extended with zeros, a longer one is an error (PX_E_CONFIG: it holds
+ * data beyond the label storage; em says which file). Opening a pool that
+ * is open with the same settings does nothing (its LDs keep their sizes);
+ * with other settings the pool is replaced (its files stay, and their
+ * lengths are the LDs' sizes again). On error the pool stays as it was.
  * Blocks on the file system (a few syscalls per LD). */
 px_err px_cxlld_pool_open(px_cxlld *s, const char *lab, const char *pool, const char *dir,
                           uint32_t n_lds, uint64_t ld_size, px_errmsg *em);
+
+/* Give LD `ld` of a pool open here `size` bytes of memory (its
+ * allocation): its .mem file is truncated to size, so shrinking discards
+ * the bytes past size and growing adds zeros (a hole, no blocks). size is
+ * a multiple of PX_CXLLD_ALIGN up to PX_CXLLD_MAX_LD_SIZE, 0 included (an
+ * empty LD); PX_E_INVAL otherwise. PX_E_NOTFOUND for no such pool or LD,
+ * PX_E_IO when the file cannot be resized (em names it; the LD keeps its
+ * size). The size it already has: nothing happens. From now on the pool
+ * answers OPEN with the new size and checks READ/WRITE against it; a
+ * transfer that runs at the old size meanwhile fails (its ranges past the
+ * new end are dropped). Blocks on the file system (one ftruncate). */
+px_err px_cxlld_ld_resize(px_cxlld *s, const char *lab, const char *pool, uint32_t ld,
+                          uint64_t size, px_errmsg *em);
+
+/* The size of LD `ld` of a pool open here; 0 when there is no such pool or
+ * LD (or the LD is empty). */
+uint64_t px_cxlld_ld_size(px_cxlld *s, const char *lab, const char *pool, uint32_t ld);
 
 /* Where a guest on this node finds LD `ld` of a pool open here: its memdev
  * and label-storage files. PX_E_NOTFOUND if there is no such pool or LD;
@@ -107,24 +137,35 @@ typedef void (*px_cxlld_done)(void *ud, px_err err, const char *msg);
  * lab `lab`, whose node is pool_node; done once they do (or the fetch
  * failed). The files are created (0600) or truncated, then filled;
  * chunks of zero bytes are not sent and stay holes. When pool_node is this
- * node nothing is copied: the pool must be open here, mem_path and
- * lsa_path are ignored, the caller uses px_cxlld_pool_paths, and done runs
+ * node nothing is copied: the pool must be open here, mem_path, lsa_path
+ * and size are ignored, the caller uses px_cxlld_pool_paths, and done runs
  * with PX_OK on the next loop iteration.
+ *
+ * size is the LD's memory size this node's plan gives it (a multiple of
+ * PX_CXLLD_ALIGN up to PX_CXLLD_MAX_LD_SIZE), or 0 to take whatever the
+ * pool's node says. When the pool's node answers with another size, the
+ * answer is not taken: that node may not have applied the plan that
+ * resized the LD yet, so the fetch asks again every tuning.retry_ms, and
+ * fails with PX_E_TIMEOUT after tuning.timeout_ms, its message naming both
+ * sizes, if they still differ.
  *
  * On success *handle names the LD copy for px_cxlld_writeback and
  * px_cxlld_forget. Returns an error (em says why: a file that cannot be
  * opened, a pool that is not here, a bad argument) without calling done. */
 px_err px_cxlld_fetch(px_cxlld *s, const char *lab, const char *pool, const char *pool_node,
-                      uint32_t ld, const char *mem_path, const char *lsa_path, px_cxlld_done done,
-                      void *ud, uint64_t *handle, px_errmsg *em);
+                      uint32_t ld, uint64_t size, const char *mem_path, const char *lsa_path,
+                      px_cxlld_done done, void *ud, uint64_t *handle, px_errmsg *em);
 
 /* As px_cxlld_fetch, but for files a running guest already uses (its QEMU
- * outlived a restart of this node): when they have the LD's sizes they are
- * kept as they are, not fetched over; the first write-back then sends
- * every chunk (what the pool holds is not known). Otherwise a fetch. */
+ * outlived a restart of this node): when they have the LD's sizes - the
+ * memory file's length equal to size (unless 0) and to what the pool's
+ * node reports, which must agree as for a fetch - they are kept as they
+ * are, not fetched over; the first write-back then sends every chunk (what
+ * the pool holds is not known). Otherwise a fetch. While the sizes differ
+ * the files are not touched. */
 px_err px_cxlld_adopt(px_cxlld *s, const char *lab, const char *pool, const char *pool_node,
-                      uint32_t ld, const char *mem_path, const char *lsa_path, px_cxlld_done done,
-                      void *ud, uint64_t *handle, px_errmsg *em);
+                      uint32_t ld, uint64_t size, const char *mem_path, const char *lsa_path,
+                      px_cxlld_done done, void *ud, uint64_t *handle, px_errmsg *em);
 
 /* Send the chunks of the local files that changed since the fetch or the
  * last write-back to the pool's node; done when that node has written all

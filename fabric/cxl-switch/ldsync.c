@@ -65,7 +65,7 @@ typedef struct rep {
 struct spool {
     char lab[NAME_CAP + 1], name[NAME_CAP + 1], hub[NAME_CAP + 1];
     uint64_t key;
-    uint64_t ld_size;
+    uint64_t size[PX_WIRE_MAX_CXL_LDS]; /* bytes of each LD's memory */
     uint32_t n_lds;
     uint64_t period_ms;
     bool is_hub;
@@ -284,7 +284,7 @@ static bool touched(const rep *r, uint64_t off)
  * untouched zero pages. */
 static px_err take_twin(px_cxlsync *s, rep *r, px_errmsg *em)
 {
-    uint64_t size = r->pool->ld_size;
+    uint64_t size = r->pool->size[r->ld];
     if (!r->twin && !(r->twin = calloc(1, size)))
         return px_errmsg_set(em, PX_E_NOMEM,
                              "no memory for the twin of LD %u of pool %s (%" PRIu64 " bytes)",
@@ -432,7 +432,7 @@ static void scan(px_cxlsync *s, rep *r, px_cxlsync_result *res)
         return;
     }
     s->st.syncs++;
-    uint64_t size = r->pool->ld_size, off = 0, before = res->bytes;
+    uint64_t size = r->pool->size[r->ld], off = 0, before = res->bytes;
     scanst x = {.s = s, .r = r, .res = res};
     while (off < size) {
         uint64_t a, b;
@@ -466,7 +466,7 @@ static void scan(px_cxlsync *s, rep *r, px_cxlsync_result *res)
 static px_err apply(px_cxlsync *s, rep *r, uint64_t base, const uint8_t *recs, size_t len,
                     uint64_t *applied, px_errmsg *em)
 {
-    uint64_t size = r->pool->ld_size;
+    uint64_t size = r->pool->size[r->ld];
     *applied = 0;
     if (base > size)
         return px_errmsg_set(em, PX_E_PROTO, "base %" PRIu64 " is past the LD's %" PRIu64 " bytes",
@@ -536,6 +536,10 @@ px_err px_cxlsync_pool_set(px_cxlsync *s, const px_cxlsync_pool_cfg *c, px_errms
         c->n_lds > PX_WIRE_MAX_CXL_LDS || !c->ld_size || c->n_hosts > PX_CXLSYNC_MAX_HOSTS)
         return px_errmsg_set(em, PX_E_INVAL, "CXL sync: bad settings for pool %s",
                              c->pool ? c->pool : "?");
+    for (uint32_t k = 0; c->ld_sizes && k < c->n_lds; k++)
+        if (!c->ld_sizes[k])
+            return px_errmsg_set(em, PX_E_INVAL, "CXL sync: pool %s: LD %u has no memory", c->pool,
+                                 k);
     bool hub = strcmp(c->hub, s->io.self) == 0;
     if (hub && (!c->dir || strlen(c->dir) + 16 > PATH_CAP || (c->n_hosts && !c->hosts)))
         return px_errmsg_set(em, PX_E_INVAL, "CXL sync: pool %s has no directory at its node",
@@ -551,19 +555,18 @@ px_err px_cxlsync_pool_set(px_cxlsync *s, const px_cxlsync_pool_cfg *c, px_errms
         snprintf(p->name, sizeof(p->name), "%s", c->pool);
         p->key = px_net_key(c->lab, c->pool);
     }
-    /* Another role, another size: the replicas no longer fit. */
-    if (p->is_hub != hub || p->ld_size != c->ld_size || strcmp(p->hub, c->hub) != 0)
-        for (uint32_t k = 0; k < PX_WIRE_MAX_CXL_LDS; k++) {
+    /* Another role: no replica fits; another size: that LD's does not. */
+    bool other_role = p->is_hub != hub || strcmp(p->hub, c->hub) != 0;
+    for (uint32_t k = 0; k < PX_WIRE_MAX_CXL_LDS; k++) {
+        uint64_t size = k >= c->n_lds ? 0 : c->ld_sizes ? c->ld_sizes[k] : c->ld_size;
+        if (other_role || k >= c->n_lds || p->size[k] != size) {
             rep_free(p->reps[k]);
             p->reps[k] = NULL;
         }
-    for (uint32_t k = c->n_lds; k < PX_WIRE_MAX_CXL_LDS; k++) {
-        rep_free(p->reps[k]);
-        p->reps[k] = NULL;
+        p->size[k] = size;
     }
     snprintf(p->hub, sizeof(p->hub), "%s", c->hub);
     p->is_hub = hub;
-    p->ld_size = c->ld_size;
     p->n_lds = c->n_lds;
     p->period_ms = c->period_ms;
     p->dir[0] = '\0';

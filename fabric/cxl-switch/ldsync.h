@@ -68,8 +68,12 @@ px_err px_cxlsync_new(uv_loop_t *loop, const px_svc_io *io, px_cxlsync **out);
  * switch). Strings and arrays are copied. */
 typedef struct px_cxlsync_pool_cfg {
     const char *lab, *pool;
-    const char *hub;    /* the pool's node (its switch's home) */
-    uint64_t ld_size;   /* bytes of each LD's memory */
+    const char *hub;  /* the pool's node (its switch's home) */
+    uint64_t ld_size; /* bytes of each LD's memory */
+    /* Or n_lds sizes, one per LD (none 0), where LDs differ (their
+     * allocations); NULL: ld_size for every LD. A replica whose LD's size
+     * changes is dropped and taken again. */
+    const uint64_t *ld_sizes;
     uint32_t n_lds;     /* 1..PX_WIRE_MAX_CXL_LDS */
     uint64_t period_ms; /* periodic sync; 0 = on demand only */
     /* The hub only: */

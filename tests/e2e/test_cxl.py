@@ -9,13 +9,14 @@ built-in image (TCG).
      it with a pattern through /dev/mem (pxpoke) and powers off; its node
      writes the LD back to hc (g1 reads "stopping" until that is done). A
      running guest's vPPB cannot be unbound.
-  2. g2 powers off. The FM unbinds the LD from g1 and binds it to g2
+  2. g2 powers off. The FM unbinds the LD from g1, gives it 512M instead of
+     256M (Set LD Allocations; LD 1's memory goes to it) and binds it to g2
      (plexus cxl: the spec's Unbind/Bind vPPB): g2 starts again, on a copy
-     of the LD made from hc, makes the region and reads g1's pattern.
-  3. hc's node is killed and started again. g2 writes a second pattern and
-     powers off (the write-back goes to the restarted node); the LD goes
-     back to g1, which starts on a fresh copy and reads both patterns: the
-     pool's data survived its node's restart.
+     of the LD made from hc, makes a 512M region and reads g1's pattern.
+  3. hc's node is killed and started again. g2 writes a second pattern
+     past the first 256M and powers off (the write-back goes to the
+     restarted node); the LD goes back to g1, which starts on a fresh copy
+     and reads both patterns: the pool's data survived its node's restart.
 
 Run: PX_BUILD_DIR=build /usr/bin/python3 -m pytest tests/e2e/test_cxl.py
 """
@@ -85,11 +86,11 @@ def lab(tmp_path_factory):
         assert not leaks, f"left running after plexus down: {leaks}"
 
 
-def region(shell):
+def region(shell, size=256 * MIB):
     out = shell.ok("pxcxl region", timeout=60)
     m = re.search(r"^region (\S+) hpa (0x[0-9a-f]+) size (\d+)$", out, re.M)
     assert m, f"pxcxl region said {out!r}"
-    assert int(m.group(3)) == 256 * MIB
+    assert int(m.group(3)) == size
     return m.group(2)
 
 
@@ -101,8 +102,11 @@ def power_off(shell, guest):
                lambda: state(guest)["state"] == "stopped", timeout=90, interval=0.2)
 
 
-def move_ld(src, dst):
+def move_ld(src, dst, grow=False):
     run("cxl", "unbind", "fabric", src, "0", "--lab", LAB, check=True)
+    if grow:  # LD 1's 256M to LD 0: the pool's capacity is 512M
+        run("cxl", "alloc", "fabric", "pool0", "1", "0M", "--lab", LAB, check=True)
+        run("cxl", "alloc", "fabric", "pool0", "0", "512M", "--lab", LAB, check=True)
     p = run("cxl", "bind", "fabric", dst, "0", "pool0", "0", "--lab", LAB, check=True)
     assert "next starts" in p.stdout, p.stdout
 
@@ -122,16 +126,17 @@ def test_ld_data_follows_the_guest_and_survives_the_pool_node(lab):
     power_off(g1, "g1")
     # 2. The FM moves the LD to g2 (on hb), which starts again with it.
     power_off(g2, "g2")
-    move_ld("g1", "g2")
+    move_ld("g1", "g2", grow=True)
     g2.wait_ready(boots=2, timeout=180)
-    hpa2 = region(g2)
+    hpa2 = region(g2, 512 * MIB)
     g2.ok(f"pxpoke verify {hpa2} 1M addr:0x5a5a")
-    # 3. The pool's node restarts; what g2 writes next reaches it.
+    # 3. The pool's node restarts; what g2 writes next (past the LD's
+    # first 256M) reaches it.
     restart_node(LAB, "hc", started)
-    g2.ok(f"pxpoke fill {int(hpa2, 16) + MIB:#x} 1M addr:0x7777")
+    g2.ok(f"pxpoke fill {int(hpa2, 16) + 300 * MIB:#x} 1M addr:0x7777")
     power_off(g2, "g2")
     move_ld("g2", "g1")
     g1.wait_ready(boots=2, timeout=180)
-    hpa3 = region(g1)
+    hpa3 = region(g1, 512 * MIB)
     g1.ok(f"pxpoke verify {hpa3} 1M addr:0x5a5a")
-    g1.ok(f"pxpoke verify {int(hpa3, 16) + MIB:#x} 1M addr:0x7777")
+    g1.ok(f"pxpoke verify {int(hpa3, 16) + 300 * MIB:#x} 1M addr:0x7777")

@@ -9,6 +9,7 @@ to the coordinator, which holds the switches' state:
     refusals with the spec's return code and plexus's reason;
   - a binding change reaches every node's plan (the nodes' CXL service
     opens the pool at the switch's home);
+  - a bound LD's file at the pool's node takes the LD's allocation;
   - the FM state (bindings, allocations) survives a coordinator restart.
 Guests and LD data are in tests/e2e/test_cxl.py.
 
@@ -124,13 +125,10 @@ def test_ld_info_and_allocations(lab):
     p = cxl("alloc", "fabric", "pool0", "0", "512M", check=False)
     assert p.returncode == 1 and "bound" in p.stderr, p.stderr
     assert jcxl("alloc", "fabric", "pool0", "0", "256M") == {
-        "op": "alloc", "switch": "fabric", "pool": "pool0", "ld": 0, "allocated": 256 << 20,
-        "memory": 256 << 20}
+        "op": "alloc", "switch": "fabric", "pool": "pool0", "ld": 0, "allocated": 256 << 20}
     # LD 3's memory to LD 2: all or nothing within the capacity
     cxl("alloc", "fabric", "pool0", "3", "0M")
-    p = cxl("alloc", "fabric", "pool0", "2", "512M")
-    # guests still get the pool's ld_size, and the CLI says so
-    assert "gets pool pool0's ld_size (256M)" in p.stderr, p.stderr
+    cxl("alloc", "fabric", "pool0", "2", "512M")
     assert [x["bytes"] for x in jcxl("lds", "fabric", "pool0")["lds"]] == [
         256 << 20, 256 << 20, 512 << 20, 0]
     p = cxl("bind", "fabric", "g2", "0", "pool0", "3", check=False)
@@ -145,6 +143,25 @@ def test_the_pool_lives_at_the_switch_home(lab):
     wait_until("pool files on hb", lambda: (d / "pool0").is_dir() and (d / "pool1").is_dir(),
                timeout=10)
     assert not (lab_dir(LAB, "ha") / "cxl" / "pool0").exists()
+
+
+def ld_file_size(ld):
+    f = lab_dir(LAB, "hb") / "cxl" / "pool0" / f"ld{ld}.mem"
+    return f.stat().st_size if f.exists() else None
+
+
+def test_a_bound_ld_gets_its_allocation(lab):
+    # LD 2 was given 512M (above); bound, the pool's node (hb) sizes its
+    # file to match, and the plan's binding says 512M to the guest's node.
+    assert ld_file_size(2) == 256 << 20
+    cxl("bind", "fabric", "g2", "1", "pool0", "2")
+    wait_until("LD 2's file at 512M", lambda: ld_file_size(2) == 512 << 20, timeout=10)
+    cxl("unbind", "fabric", "g2", "1")
+    cxl("alloc", "fabric", "pool0", "2", "256M")
+    cxl("bind", "fabric", "g2", "1", "pool0", "2")
+    wait_until("LD 2's file at 256M", lambda: ld_file_size(2) == 256 << 20, timeout=10)
+    cxl("unbind", "fabric", "g2", "1")
+    cxl("alloc", "fabric", "pool0", "2", "512M")
 
 
 def test_fm_state_survives_a_coordinator_restart(lab):

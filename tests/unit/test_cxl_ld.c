@@ -376,17 +376,24 @@ static void on_done(void *ud, px_err err, const char *msg)
     snprintf(r->msg, sizeof(r->msg), "%s", msg);
 }
 
-static uint64_t fetch(uint32_t ld, const char *pool_node, res *r, const char *mem, const char *lsa)
+/* A fetch expecting the LD at `size` bytes (0: any). */
+static uint64_t fetch_sized(uint32_t ld, uint64_t size, const char *pool_node, res *r,
+                            const char *mem, const char *lsa)
 {
     uint64_t h = 0;
     px_errmsg em = {{0}};
     in_call = true;
     px_err err =
-        px_cxlld_fetch(W.n[1].svc, LAB, POOL, pool_node, ld, mem, lsa, on_done, r, &h, &em);
+        px_cxlld_fetch(W.n[1].svc, LAB, POOL, pool_node, ld, size, mem, lsa, on_done, r, &h, &em);
     in_call = false;
     if (err)
         fail_msg("fetch: %s: %s", px_errname(err), em.text);
     return h;
+}
+
+static uint64_t fetch(uint32_t ld, const char *pool_node, res *r, const char *mem, const char *lsa)
+{
+    return fetch_sized(ld, 0, pool_node, r, mem, lsa);
 }
 
 static void writeback(uint64_t h, res *r)
@@ -462,18 +469,22 @@ static void test_pool_open_sparse_and_kept(void **state)
     /* Same settings again: nothing happens. */
     assert_int_equal(px_cxlld_pool_open(W.n[0].svc, LAB, POOL, dir, N_LDS, LD_SIZE, &em), PX_OK);
 
-    /* Bigger LDs: the files grow and keep their data; smaller: refused,
-     * naming the file. */
-    assert_int_equal(px_cxlld_pool_open(W.n[0].svc, LAB, POOL, dir, N_LDS, LD_SIZE + 4096, &em),
+    /* Another ld_size: the files that exist keep their length (and data),
+     * a new LD gets the new size. */
+    assert_int_equal(px_cxlld_pool_open(W.n[0].svc, LAB, POOL, dir, N_LDS + 1, LD_SIZE + 4096, &em),
                      PX_OK);
-    assert_true(file_size(mem, NULL) == LD_SIZE + 4096);
+    assert_true(file_size(mem, NULL) == LD_SIZE);
+    assert_true(px_cxlld_ld_size(W.n[0].svc, LAB, POOL, 2) == LD_SIZE);
+    assert_true(px_cxlld_ld_size(W.n[0].svc, LAB, POOL, N_LDS) == LD_SIZE + 4096);
     d = read_all(mem, &n);
     assert_memory_equal(d + 12345, "kept", 4);
     free(d);
+    /* A label file longer than label storage: refused, naming the file. */
+    write_at(lsa, PX_CXLLD_LSA_SIZE, "x", 1);
     assert_int_equal(px_cxlld_pool_open(W.n[0].svc, LAB, POOL, dir, N_LDS, LD_SIZE, &em),
                      PX_E_CONFIG);
-    assert_non_null(strstr(em.text, "ld0.mem"));
-    assert_true(file_size(mem, NULL) == LD_SIZE + 4096); /* untouched */
+    assert_non_null(strstr(em.text, "ld2.lsa"));
+    assert_true(file_size(lsa, NULL) == PX_CXLLD_LSA_SIZE + 1); /* untouched */
 
     /* Bad arguments. */
     assert_int_equal(px_cxlld_pool_open(W.n[0].svc, LAB, "p2", dir, 0, LD_SIZE, &em), PX_E_INVAL);
@@ -502,7 +513,7 @@ static void test_fetch_gives_identical_files_and_sends_no_zero_chunks(void **sta
     close(fd);
 
     res r = {0};
-    fetch(1, "ha", &r, mem, lsa);
+    fetch_sized(1, LD_SIZE, "ha", &r, mem, lsa);
     assert_false(r.done);
     expect_ok(&r);
     assert_same_file(pmem, mem);
@@ -620,8 +631,9 @@ static void test_adopt_keeps_a_running_guests_copy(void **state)
     res a = {0};
     px_errmsg em = {{0}};
     memset(W.ops, 0, sizeof(W.ops));
-    assert_int_equal(px_cxlld_adopt(W.n[1].svc, LAB, POOL, "ha", 1, mem, lsa, on_done, &a, &h, &em),
-                     PX_OK);
+    assert_int_equal(
+        px_cxlld_adopt(W.n[1].svc, LAB, POOL, "ha", 1, LD_SIZE, mem, lsa, on_done, &a, &h, &em),
+        PX_OK);
     expect_ok(&a);
     assert_int_equal(W.ops[PX_CXL_READ], 0); /* nothing fetched over it */
     size_t n;
@@ -644,7 +656,8 @@ static void test_adopt_keeps_a_running_guests_copy(void **state)
     fclose(f);
     res b = {0};
     assert_int_equal(
-        px_cxlld_adopt(W.n[1].svc, LAB, POOL, "ha", 1, mem2, lsa2, on_done, &b, NULL, &em), PX_OK);
+        px_cxlld_adopt(W.n[1].svc, LAB, POOL, "ha", 1, 0, mem2, lsa2, on_done, &b, NULL, &em),
+        PX_OK);
     expect_ok(&b);
     assert_same_file(mem2, pmem);
 }
@@ -847,7 +860,8 @@ static void test_same_node_uses_the_pool_files(void **state)
     path_in(dir, sizeof(dir), "pool");
     assert_int_equal(px_cxlld_pool_open(W.n[1].svc, LAB, POOL, dir, 2, LD_SIZE, NULL), PX_OK);
     res r = {0};
-    uint64_t h = fetch(1, "hb", &r, NULL, NULL);
+    /* The size is not looked at here: no OPEN happens. */
+    uint64_t h = fetch_sized(1, 4097, "hb", &r, NULL, NULL);
     assert_false(r.done);
     expect_ok(&r);
     assert_int_equal(px_cxlld_pool_paths(W.n[1].svc, LAB, POOL, 1, mem, 4096, lsa, 4096), PX_OK);
@@ -861,20 +875,26 @@ static void test_same_node_uses_the_pool_files(void **state)
     uint64_t h2;
     res r2 = {0};
     assert_int_equal(
-        px_cxlld_fetch(W.n[1].svc, LAB, "nopool", "hb", 0, NULL, NULL, on_done, &r2, &h2, &em),
+        px_cxlld_fetch(W.n[1].svc, LAB, "nopool", "hb", 0, 0, NULL, NULL, on_done, &r2, &h2, &em),
         PX_E_NOTFOUND);
     assert_int_equal(
-        px_cxlld_fetch(W.n[1].svc, LAB, POOL, "hb", 2, NULL, NULL, on_done, &r2, &h2, &em),
+        px_cxlld_fetch(W.n[1].svc, LAB, POOL, "hb", 2, 0, NULL, NULL, on_done, &r2, &h2, &em),
         PX_E_NOTFOUND);
     /* Bad arguments and unopenable files: errors, no callback. */
     assert_int_equal(
-        px_cxlld_fetch(W.n[1].svc, LAB, POOL, "ha", 0, NULL, NULL, on_done, &r2, &h2, &em),
+        px_cxlld_fetch(W.n[1].svc, LAB, POOL, "ha", 0, 0, NULL, NULL, on_done, &r2, &h2, &em),
         PX_E_INVAL);
-    assert_int_equal(px_cxlld_fetch(W.n[1].svc, LAB, POOL, "ha", PX_CXLLD_MAX_LDS, mem, lsa,
+    assert_int_equal(px_cxlld_fetch(W.n[1].svc, LAB, POOL, "ha", PX_CXLLD_MAX_LDS, 0, mem, lsa,
                                     on_done, &r2, &h2, &em),
                      PX_E_INVAL);
-    assert_int_not_equal(px_cxlld_fetch(W.n[1].svc, LAB, POOL, "ha", 0, "/nonexistent/dir/m", lsa,
-                                        on_done, &r2, &h2, &em),
+    assert_int_equal(
+        px_cxlld_fetch(W.n[1].svc, LAB, POOL, "ha", 0, 4097, mem, lsa, on_done, &r2, &h2, &em),
+        PX_E_INVAL);
+    assert_int_equal(px_cxlld_adopt(W.n[1].svc, LAB, POOL, "ha", 0, PX_CXLLD_MAX_LD_SIZE + 4096,
+                                    mem, lsa, on_done, &r2, &h2, &em),
+                     PX_E_INVAL);
+    assert_int_not_equal(px_cxlld_fetch(W.n[1].svc, LAB, POOL, "ha", 0, 0, "/nonexistent/dir/m",
+                                        lsa, on_done, &r2, &h2, &em),
                          PX_OK);
     assert_non_null(strstr(em.text, "/nonexistent/dir/m"));
     settle(20);
@@ -1084,6 +1104,315 @@ static void test_bad_info_fails_the_fetch(void **state)
     assert_true(file_size(mem, NULL) == 0);
 }
 
+/* ---- per-LD sizes ---- */
+
+static void make_file(const char *path, uint64_t size)
+{
+    int fd = open(path, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)size), 0);
+    close(fd);
+}
+
+static bool is_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+/* An LD file's length is its size: pool_open keeps a longer or shorter
+ * one (an allocation resized it before the node restarted) and refuses one
+ * that is no LD's size. */
+static void test_pool_open_keeps_each_lds_length(void **state)
+{
+    (void)state;
+    char dir[4096], f[4200];
+    path_in(dir, sizeof(dir), "pool");
+    assert_int_equal(px_mkdir_p(dir, 0700, NULL), PX_OK);
+    const uint64_t longer = LD_SIZE + 2 * (uint64_t)CH, shorter = 3 * 4096;
+    snprintf(f, sizeof(f), "%s/ld0.mem", dir);
+    make_file(f, longer);
+    write_at(f, longer - 5, "tail", 4); /* past ld_size: kept */
+    snprintf(f, sizeof(f), "%s/ld1.mem", dir);
+    make_file(f, shorter);
+    write_at(f, 100, "head", 4);
+    px_errmsg em = {{0}};
+    px_cxlld *ha = W.n[0].svc;
+    assert_int_equal(px_cxlld_pool_open(ha, LAB, POOL, dir, N_LDS, LD_SIZE, &em), PX_OK);
+    assert_true(px_cxlld_ld_size(ha, LAB, POOL, 0) == longer);
+    assert_true(px_cxlld_ld_size(ha, LAB, POOL, 1) == shorter);
+    assert_true(px_cxlld_ld_size(ha, LAB, POOL, 2) == LD_SIZE); /* made now */
+    assert_true(px_cxlld_ld_size(ha, LAB, POOL, N_LDS) == 0);
+    assert_true(px_cxlld_ld_size(ha, LAB, "nopool", 0) == 0);
+    assert_true(px_cxlld_ld_size(ha, "nolab", POOL, 0) == 0);
+    char mem[4096], lsa[4096];
+    pool_paths(0, mem, lsa);
+    assert_true(file_size(mem, NULL) == longer);
+    assert_true(file_size(lsa, NULL) == PX_CXLLD_LSA_SIZE);
+    size_t n;
+    uint8_t *d = read_all(mem, &n);
+    assert_memory_equal(d + longer - 5, "tail", 4);
+    free(d);
+    pool_paths(1, mem, lsa);
+    assert_true(file_size(mem, NULL) == shorter);
+    d = read_all(mem, &n);
+    assert_memory_equal(d + 100, "head", 4);
+    free(d);
+
+    /* Open again with the same settings: the sizes given since stay. */
+    assert_int_equal(px_cxlld_ld_resize(ha, LAB, POOL, 2, 8192, &em), PX_OK);
+    assert_int_equal(px_cxlld_pool_open(ha, LAB, POOL, dir, N_LDS, LD_SIZE, &em), PX_OK);
+    assert_true(px_cxlld_ld_size(ha, LAB, POOL, 2) == 8192);
+    /* And after a restart, from the files. */
+    svc_stop(0);
+    svc_start(0);
+    ha = W.n[0].svc;
+    assert_int_equal(px_cxlld_pool_open(ha, LAB, POOL, dir, N_LDS, LD_SIZE, &em), PX_OK);
+    assert_true(px_cxlld_ld_size(ha, LAB, POOL, 0) == longer);
+    assert_true(px_cxlld_ld_size(ha, LAB, POOL, 1) == shorter);
+    assert_true(px_cxlld_ld_size(ha, LAB, POOL, 2) == 8192);
+
+    /* A length that is no LD's size: refused, naming the file; the open
+     * pool stays as it was. */
+    pool_paths(1, mem, lsa);
+    make_file(mem, shorter + 100);
+    assert_int_equal(px_cxlld_pool_open(ha, LAB, POOL, dir, N_LDS, LD_SIZE + 4096, &em),
+                     PX_E_CONFIG);
+    assert_non_null(strstr(em.text, "ld1.mem"));
+    assert_non_null(strstr(em.text, "12388 bytes"));
+    assert_true(file_size(mem, NULL) == shorter + 100); /* untouched */
+    assert_true(px_cxlld_ld_size(ha, LAB, POOL, 1) == shorter);
+    /* In a pool opened for the first time too. */
+    char dir2[4096];
+    path_in(dir2, sizeof(dir2), "pool2");
+    assert_int_equal(px_mkdir_p(dir2, 0700, NULL), PX_OK);
+    snprintf(f, sizeof(f), "%s/ld0.mem", dir2);
+    make_file(f, 4095);
+    assert_int_equal(px_cxlld_pool_open(ha, LAB, "p2", dir2, 1, LD_SIZE, &em), PX_E_CONFIG);
+    assert_non_null(strstr(em.text, "pool2/ld0.mem"));
+    assert_int_equal(px_cxlld_pool_paths(ha, LAB, "p2", 0, mem, 4096, lsa, 4096), PX_E_NOTFOUND);
+}
+
+static void test_ld_resize_grows_and_shrinks(void **state)
+{
+    (void)state;
+    pool_with_data();
+    px_cxlld *ha = W.n[0].svc;
+    char pmem[4096], plsa[4096];
+    pool_paths(1, pmem, plsa);
+    size_t n0;
+    uint8_t *before = read_all(pmem, &n0);
+    assert_int_equal(n0, LD_SIZE);
+    uint64_t blocks0, blocks;
+    file_size(pmem, &blocks0);
+    px_errmsg em = {{0}};
+
+    /* Grow: the data stays, the rest reads zero and takes no blocks. */
+    const uint64_t big = 16 * (uint64_t)CH;
+    assert_int_equal(px_cxlld_ld_resize(ha, LAB, POOL, 1, big, &em), PX_OK);
+    assert_true(px_cxlld_ld_size(ha, LAB, POOL, 1) == big);
+    assert_true(file_size(pmem, &blocks) == big);
+    assert_true(blocks == blocks0);
+    size_t n;
+    uint8_t *d = read_all(pmem, &n);
+    assert_int_equal(n, big);
+    assert_memory_equal(d, before, LD_SIZE);
+    assert_true(is_zero(d + LD_SIZE, big - LD_SIZE));
+    free(d);
+    /* The same size again: nothing happens. */
+    assert_int_equal(px_cxlld_ld_resize(ha, LAB, POOL, 1, big, &em), PX_OK);
+    assert_true(file_size(pmem, NULL) == big);
+
+    /* Shrink: what was past the new end is gone, also after growing
+     * again (chunk 3 held data). */
+    const uint64_t small = 2 * (uint64_t)CH + 4096;
+    assert_int_equal(px_cxlld_ld_resize(ha, LAB, POOL, 1, small, &em), PX_OK);
+    assert_true(file_size(pmem, NULL) == small);
+    assert_true(px_cxlld_ld_size(ha, LAB, POOL, 1) == small);
+    d = read_all(pmem, &n);
+    assert_int_equal(n, small);
+    assert_memory_equal(d, before, small);
+    free(d);
+    assert_int_equal(px_cxlld_ld_resize(ha, LAB, POOL, 1, LD_SIZE, &em), PX_OK);
+    d = read_all(pmem, &n);
+    assert_int_equal(n, LD_SIZE);
+    assert_memory_equal(d, before, small);
+    assert_true(is_zero(d + small, LD_SIZE - small));
+    free(d);
+    free(before);
+
+    /* The pool checks ranges against the LD's own size. */
+    assert_int_equal(px_cxlld_ld_resize(ha, LAB, POOL, 1, 2 * (uint64_t)CH, &em), PX_OK);
+    px_peer hb = peer_of(1);
+    px_msg_cxl rd = {.pool = px_net_key(LAB, POOL),
+                     .op = PX_CXL_READ,
+                     .node = px_str_c("hb"),
+                     .xfer = 1,
+                     .ld = 1,
+                     .off = 2 * (uint64_t)CH,
+                     .len = CH};
+    px_cxlld_on_msg(ha, &hb, &rd); /* past LD 1's end */
+    rd.ld = 0;
+    px_cxlld_on_msg(ha, &hb, &rd); /* inside LD 0 */
+    px_cxlld_stats st;
+    px_cxlld_stats_get(ha, &st);
+    assert_int_equal(st.bad_msgs, 1);
+    assert_int_equal(st.reads, 1);
+
+    /* An empty LD. */
+    assert_int_equal(px_cxlld_ld_resize(ha, LAB, POOL, 2, 0, &em), PX_OK);
+    pool_paths(2, pmem, plsa);
+    assert_true(file_size(pmem, NULL) == 0);
+    assert_true(px_cxlld_ld_size(ha, LAB, POOL, 2) == 0);
+
+    /* Bad sizes, unknown pools and LDs: refused, nothing changes. */
+    assert_int_equal(px_cxlld_ld_resize(ha, LAB, POOL, 1, 4097, &em), PX_E_INVAL);
+    assert_int_equal(px_cxlld_ld_resize(ha, LAB, POOL, 1, 100, &em), PX_E_INVAL);
+    assert_int_equal(px_cxlld_ld_resize(ha, LAB, POOL, 1, PX_CXLLD_MAX_LD_SIZE + 4096, &em),
+                     PX_E_INVAL);
+    assert_int_equal(px_cxlld_ld_resize(ha, LAB, POOL, N_LDS, 4096, &em), PX_E_NOTFOUND);
+    assert_int_equal(px_cxlld_ld_resize(ha, LAB, "nopool", 0, 4096, &em), PX_E_NOTFOUND);
+    assert_non_null(strstr(em.text, "nopool"));
+    assert_int_equal(px_cxlld_ld_resize(ha, "nolab", POOL, 0, 4096, &em), PX_E_NOTFOUND);
+    pool_paths(1, pmem, plsa);
+    assert_true(file_size(pmem, NULL) == 2 * (uint64_t)CH);
+    assert_true(px_cxlld_ld_size(ha, LAB, POOL, 1) == 2 * (uint64_t)CH);
+}
+
+/* A guest fetches an LD at the size it was given. */
+static void test_fetch_of_a_resized_ld(void **state)
+{
+    (void)state;
+    pool_with_data();
+    px_errmsg em = {{0}};
+    const uint64_t big = 12 * (uint64_t)CH;
+    assert_int_equal(px_cxlld_ld_resize(W.n[0].svc, LAB, POOL, 1, big, &em), PX_OK);
+    char mem[4096], lsa[4096], pmem[4096], plsa[4096];
+    guest_paths(mem, lsa);
+    pool_paths(1, pmem, plsa);
+    write_at(pmem, 11 * (uint64_t)CH + 7, "grown", 5);
+    res r = {0};
+    uint64_t h = fetch_sized(1, big, "ha", &r, mem, lsa);
+    expect_ok(&r);
+    assert_true(file_size(mem, NULL) == big);
+    assert_same_file(pmem, mem);
+    assert_same_file(plsa, lsa);
+    assert_int_equal(W.ops[PX_CXL_OPEN], 1);
+    assert_int_equal(W.ops[PX_CXL_READ], 12 + PX_CXLLD_LSA_SIZE / CH);
+    /* Its write-back reaches the new part. */
+    write_at(mem, 10 * (uint64_t)CH, "back", 4);
+    res w = {0};
+    writeback(h, &w);
+    expect_ok(&w);
+    assert_same_file(pmem, mem);
+    px_cxlld_forget(W.n[1].svc, h);
+
+    /* Shrunk, and fetched taking whatever size the pool has. */
+    assert_int_equal(px_cxlld_ld_resize(W.n[0].svc, LAB, POOL, 1, 4 * (uint64_t)CH, &em), PX_OK);
+    res r2 = {0};
+    fetch(1, "ha", &r2, mem, lsa);
+    expect_ok(&r2);
+    assert_true(file_size(mem, NULL) == 4 * (uint64_t)CH);
+    assert_same_file(pmem, mem);
+
+    /* An empty LD: only its labels. */
+    assert_int_equal(px_cxlld_ld_resize(W.n[0].svc, LAB, POOL, 2, 0, &em), PX_OK);
+    res r3 = {0};
+    fetch(2, "ha", &r3, mem, lsa);
+    expect_ok(&r3);
+    assert_true(file_size(mem, NULL) == 0);
+    assert_true(file_size(lsa, NULL) == PX_CXLLD_LSA_SIZE);
+}
+
+/* The pool's node has not resized the LD (yet): the fetch does not take
+ * its size, asks again, and fails after the timeout naming both sizes. */
+static void test_fetch_waits_for_the_pools_size(void **state)
+{
+    (void)state;
+    pool_with_data();
+    px_cxlld_tuning t = {.retry_ms = 20, .timeout_ms = 300};
+    px_cxlld_tune(W.n[1].svc, &t);
+    char mem[4096], lsa[4096], pmem[4096], plsa[4096];
+    guest_paths(mem, lsa);
+    pool_paths(1, pmem, plsa);
+    const uint64_t want = 16 * (uint64_t)CH;
+    res r = {0};
+    uv_update_time(&W.loop);
+    uint64_t t0 = uv_now(&W.loop);
+    fetch_sized(1, want, "ha", &r, mem, lsa);
+    wait_for(&r.done, WAIT_MS);
+    assert_true(r.done);
+    assert_int_equal(r.err, PX_E_TIMEOUT);
+    assert_true(uv_now(&W.loop) - t0 >= 300);
+    char both[256];
+    snprintf(both, sizeof(both),
+             "pool pool0's node ha has LD 1 at %llu bytes, this node's plan says %llu",
+             (unsigned long long)LD_SIZE, (unsigned long long)want);
+    if (!strstr(r.msg, both))
+        fail_msg("\"%s\" does not say \"%s\"", r.msg, both);
+    assert_true(W.ops[PX_CXL_OPEN] >= 3); /* asked again */
+    assert_true(W.ops[PX_CXL_INFO] >= 3); /* and answered, at the old size */
+    assert_int_equal(W.ops[PX_CXL_READ], 0);
+    assert_true(file_size(mem, NULL) == 0); /* never sized to the pool's answer */
+
+    /* A running guest's files are not touched by an adopt that waits. */
+    write_at(mem, 0, "guest", 5);
+    res a = {0};
+    px_errmsg em = {{0}};
+    assert_int_equal(
+        px_cxlld_adopt(W.n[1].svc, LAB, POOL, "ha", 1, want, mem, lsa, on_done, &a, NULL, &em),
+        PX_OK);
+    wait_for(&a.done, WAIT_MS);
+    assert_int_equal(a.err, PX_E_TIMEOUT);
+    assert_non_null(strstr(a.msg, both));
+    assert_true(file_size(mem, NULL) == 5);
+
+    /* The pool's node resizes the LD while the fetch asks: the fetch takes
+     * the new size. The first INFO (old size) is out when it does. */
+    t.timeout_ms = 5000;
+    px_cxlld_tune(W.n[1].svc, &t);
+    memset(W.ops, 0, sizeof(W.ops));
+    res r2 = {0};
+    fetch_sized(1, want, "ha", &r2, mem, lsa);
+    while (W.ops[PX_CXL_INFO] == 0 && !r2.done)
+        uv_run(&W.loop, UV_RUN_ONCE);
+    assert_int_equal(px_cxlld_ld_resize(W.n[0].svc, LAB, POOL, 1, want, &em), PX_OK);
+    expect_ok(&r2);
+    assert_true(W.ops[PX_CXL_OPEN] >= 2);
+    assert_true(file_size(mem, NULL) == want);
+    assert_same_file(pmem, mem);
+    assert_same_file(plsa, lsa);
+
+    /* Adopt: files at the expected and the pool's size are kept. */
+    write_at(mem, want - 10, "kept", 4);
+    memset(W.ops, 0, sizeof(W.ops));
+    res a2 = {0};
+    assert_int_equal(
+        px_cxlld_adopt(W.n[1].svc, LAB, POOL, "ha", 1, want, mem, lsa, on_done, &a2, NULL, &em),
+        PX_OK);
+    expect_ok(&a2);
+    assert_int_equal(W.ops[PX_CXL_READ], 0);
+    size_t n;
+    uint8_t *d = read_all(mem, &n);
+    assert_memory_equal(d + want - 10, "kept", 4);
+    free(d);
+    /* Files of another size than both agree on: fetched over. */
+    int fd = open(mem, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)LD_SIZE), 0);
+    close(fd);
+    res a3 = {0};
+    assert_int_equal(
+        px_cxlld_adopt(W.n[1].svc, LAB, POOL, "ha", 1, want, mem, lsa, on_done, &a3, NULL, &em),
+        PX_OK);
+    expect_ok(&a3);
+    assert_true(W.ops[PX_CXL_READ] > 0);
+    assert_true(file_size(mem, NULL) == want);
+    assert_same_file(pmem, mem);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1102,6 +1431,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forget_and_close_end_transfers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_messages_are_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_info_fails_the_fetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_open_keeps_each_lds_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ld_resize_grows_and_shrinks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_of_a_resized_ld, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_waits_for_the_pools_size, setup, teardown),
     };
     return cmocka_run_group_tests_name("cxl_ld", tests, NULL, NULL);
 }

@@ -107,7 +107,8 @@ static px_err fake_to_node(void *ud, const char *node, const uint8_t *data, size
         assert_int_equal(m.env.type, PX_MSG_CXLSYNC);
         assert_true(px_str_eq(m.body.cxlsync.node, self->name));
         assert_true(m.body.cxlsync.pool == px_net_key(LAB, POOL) ||
-                    m.body.cxlsync.pool == px_net_key(LAB, "big"));
+                    m.body.cxlsync.pool == px_net_key(LAB, "big") ||
+                    m.body.cxlsync.pool == px_net_key(LAB, "sized"));
         off += used;
     }
     pend *p = malloc(sizeof(*p) + len);
@@ -818,6 +819,67 @@ static void test_big_ld(void **state)
     assert_true((uint64_t)st.st_blocks * 512 < (1u << 20));
 }
 
+/* LDs of one pool with different sizes (their allocations): a shared LD
+ * twice the pool's ld_size carries changes past ld_size, in both
+ * directions; an LD size of 0 is refused. */
+static void test_ld_sizes(void **state)
+{
+    (void)state;
+    const uint64_t sizes[2] = {LD_SIZE, 2 * LD_SIZE};
+    char dir[128], path[256], copy[256];
+    snprintf(dir, sizeof(dir), "%s/sized", W.dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof(path), "%s/ld1.mem", dir);
+    make_file(path, 2 * LD_SIZE);
+    static const char *hosts[] = {"ha", "hc"};
+    static const bool flags[2] = {false, true};
+    px_cxlsync_pool_cfg c = {.lab = LAB,
+                             .pool = "sized",
+                             .hub = "hc",
+                             .ld_size = LD_SIZE,
+                             .ld_sizes = sizes,
+                             .n_lds = 2,
+                             .dir = dir,
+                             .hosts = hosts,
+                             .n_hosts = 2,
+                             .shared = flags};
+    px_errmsg em = {{0}};
+    assert_int_equal(px_cxlsync_pool_set(W.n[HC].svc, &c, &em), PX_OK);
+    assert_int_equal(px_cxlsync_pool_set(W.n[HA].svc, &c, &em), PX_OK);
+    snprintf(copy, sizeof(copy), "%s/ha-sized.mem", W.dir);
+    make_file(copy, 2 * LD_SIZE);
+    assert_int_equal(px_cxlsync_copy_open(W.n[HA].svc, LAB, "sized", 1, copy, &em), PX_OK);
+    assert_int_equal(px_cxlsync_copy_ready(W.n[HA].svc, LAB, "sized", 1, &em), PX_OK);
+    int fd = open(copy, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "past", 4, (off_t)(LD_SIZE + 100)), 4);
+    assert_int_equal(pwrite(fd, "last", 4, (off_t)(2 * LD_SIZE - 4)), 4);
+    px_cxlsync_result r;
+    assert_int_equal(px_cxlsync_now(W.n[HA].svc, LAB, "sized", 1, &r, &em), PX_OK);
+    assert_int_equal(r.bytes, 8);
+    drain();
+    int pfd = open(path, O_RDWR);
+    assert_true(pfd >= 0);
+    char v[4];
+    assert_int_equal(pread(pfd, v, 4, (off_t)(LD_SIZE + 100)), 4);
+    assert_memory_equal(v, "past", 4);
+    assert_int_equal(pread(pfd, v, 4, (off_t)(2 * LD_SIZE - 4)), 4);
+    assert_memory_equal(v, "last", 4);
+    /* and the hub's own write past ld_size reaches the copy */
+    assert_int_equal(pwrite(pfd, "hub!", 4, (off_t)(LD_SIZE + 200)), 4);
+    assert_int_equal(px_cxlsync_now(W.n[HC].svc, LAB, "sized", 1, &r, &em), PX_OK);
+    assert_int_equal(r.bytes, 4);
+    drain();
+    assert_int_equal(pread(fd, v, 4, (off_t)(LD_SIZE + 200)), 4);
+    assert_memory_equal(v, "hub!", 4);
+    close(fd);
+    close(pfd);
+    const uint64_t bad[2] = {LD_SIZE, 0};
+    c.ld_sizes = bad;
+    assert_int_equal(px_cxlsync_pool_set(W.n[HA].svc, &c, &em), PX_E_INVAL);
+    assert_non_null(strstr(em.text, "LD 1 has no memory"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -832,6 +894,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sharing_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_ld, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ld_sizes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

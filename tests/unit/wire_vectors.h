@@ -195,8 +195,8 @@ static inline size_t wire_vectors(px_msg *out, size_t max, int with_huge)
     m.body.plan.members[0] = (px_plan_member){px_str_c("can0"), px_str_c("host1")};
     m.body.plan.members[1] = (px_plan_member){px_str_c("can0"), px_str_c("host2")};
     m.body.plan.n_cxl = 2;
-    m.body.plan.cxl[0] = (px_plan_cxl){px_str_c("fabric"), 1, 0, px_str_c("pool0"), 3};
-    m.body.plan.cxl[1] = (px_plan_cxl){px_str_c("fabric"), 2, 3, px_str_c("pool0"), 3};
+    m.body.plan.cxl[0] = (px_plan_cxl){px_str_c("fabric"), 1, 0, px_str_c("pool0"), 3, 0};
+    m.body.plan.cxl[1] = (px_plan_cxl){px_str_c("fabric"), 2, 3, px_str_c("pool0"), 3, 512u << 20};
     WV_ADD(m);
     wv_set(&m, PX_MSG_PLAN, 0, 0, 3);
     m.body.plan.lab = px_str_c("quickstart");
