@@ -292,6 +292,8 @@ static void copy_drop(struct px_node_cxl *c, nlab *l, ncopy *cp)
     free(cp);
 }
 
+static void materialise(px_node *n, px_node_lab *nl, nlab *l, ngst *g);
+
 static void left(void *ud, px_err err, const char *msg)
 {
     cbctx *cb = ud;
@@ -300,8 +302,23 @@ static void left(void *ud, px_err err, const char *msg)
     if (err && err != PX_E_CLOSED)
         PX_WARN("cxl", "last write-back of an LD failed", "lab=%s pool=%s ld=%u detail=\"%s\"",
                 cb->lab, cb->pool, cb->ld, msg ? msg : px_errname(err));
-    if (cp && cp->leaving && !cp->refs)
+    if (cp && cp->leaving && !cp->refs) {
         copy_drop(cb->n->cxlst, l, cp);
+        /* Rows that waited for this copy to go (their LD came back at
+         * another size) take theirs now. */
+        px_node_lab *nl = node_lab(cb->n, cb->lab);
+        bool waited = false;
+        for (uint32_t k = 0; nl && k < l->n; k++)
+            for (uint32_t i = 0; i < l->g[k].n; i++)
+                if (!l->g[k].lds[i].cp && strcmp(l->g[k].lds[i].pool, cb->pool) == 0 &&
+                    l->g[k].lds[i].ld == cb->ld) {
+                    materialise(cb->n, nl, l, &l->g[k]);
+                    waited = true;
+                    break;
+                }
+        if (waited)
+            px_node_lab_start(cb->n, nl);
+    }
     free(cb);
 }
 
@@ -340,11 +357,11 @@ static ncopy *copy_get(px_node *n, nlab *l, const nld *d)
     ncopy *cp = copy_find(l, d->pool, d->ld);
     if (cp && cp->size != d->size) {
         /* Unbound, given another allocation and bound again while its
-         * last write-back at the old size runs: not the same LD. */
-        PX_WARN("cxl", "LD rebound at another size before its write-back ended",
-                "lab=%s pool=%s ld=%u size=%" PRIu64 " new_size=%" PRIu64
-                " hint=\"start the guest again once the write-back is done\"",
-                l->name, d->pool, d->ld, cp->size, d->size);
+         * last write-back at the old size runs: not the same LD. The row
+         * waits; left() materialises it once that copy is gone. */
+        PX_INFO("cxl", "LD rebound at another size: waiting for its last write-back",
+                "lab=%s pool=%s ld=%u size=%" PRIu64 " new_size=%" PRIu64, l->name, d->pool, d->ld,
+                cp->size, d->size);
         return NULL;
     }
     if (cp) {
@@ -827,6 +844,14 @@ bool px_node_cxl_ready(px_node *n, px_node_lab *l, px_node_guest *ng, px_qemu_cf
     uint32_t k = 0;
     for (uint32_t i = 0; i < g->n && k < sizeof(g->q) / sizeof(g->q[0]); i++) {
         const ncopy *cp = g->lds[i].cp;
+        const ncopy *old = cp ? NULL : copy_find(cl, g->lds[i].pool, g->lds[i].ld);
+        if (old && old->leaving) {
+            snprintf(ng->state, sizeof(ng->state), "defined");
+            snprintf(ng->detail, sizeof(ng->detail),
+                     "CXL LD %u of %s: waiting for its last write-back at its old size",
+                     g->lds[i].ld, g->lds[i].pool);
+            return false;
+        }
         if (!cp || !cp->ready) {
             snprintf(ng->state, sizeof(ng->state), "failed");
             snprintf(ng->detail, sizeof(ng->detail), "CXL LD %u of %s is not on this host",

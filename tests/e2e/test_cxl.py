@@ -9,10 +9,13 @@ built-in image (TCG).
      it with a pattern through /dev/mem (pxpoke) and powers off; its node
      writes the LD back to hc (g1 reads "stopping" until that is done). A
      running guest's vPPB cannot be unbound.
-  2. g2 powers off. The FM unbinds the LD from g1, gives it 512M instead of
-     256M (Set LD Allocations; LD 1's memory goes to it) and binds it to g2
-     (plexus cxl: the spec's Unbind/Bind vPPB): g2 starts again, on a copy
-     of the LD made from hc, makes a 512M region and reads g1's pattern.
+  2. The FM unbinds the LD from g1, gives it 512M instead of 256M (Set LD
+     Allocations; LD 1's memory goes to it) and binds it to g1 again at
+     once - ha's node may still be writing back its 256M copy: g1 waits
+     for that, then starts on a 512M copy and reads its pattern in a 512M
+     region. g1 and g2 power off; the FM moves the LD to g2 (plexus cxl:
+     the spec's Unbind/Bind vPPB): g2 starts again, on a copy of the LD
+     made from hc, makes the region and reads g1's pattern.
   3. hc's node is killed and started again. g2 writes a second pattern
      past the first 256M and powers off (the write-back goes to the
      restarted node); the LD goes back to g1, which starts on a fresh copy
@@ -124,9 +127,15 @@ def test_ld_data_follows_the_guest_and_survives_the_pool_node(lab):
     p = run("cxl", "unbind", "fabric", "g1", "0", "--lab", LAB)
     assert p.returncode == 1 and "Busy" in p.stderr and "stop it first" in p.stderr, p.stderr
     power_off(g1, "g1")
-    # 2. The FM moves the LD to g2 (on hb), which starts again with it.
+    # 2. The LD grows to 512M and comes back to g1 on the same host, then
+    # the FM moves it to g2 (on hb), which starts again with it.
+    move_ld("g1", "g1", grow=True)
+    g1.wait_ready(boots=2, timeout=180)
+    hpa = region(g1, 512 * MIB)
+    g1.ok(f"pxpoke verify {hpa} 1M addr:0x5a5a")
+    power_off(g1, "g1")
     power_off(g2, "g2")
-    move_ld("g1", "g2", grow=True)
+    move_ld("g1", "g2")
     g2.wait_ready(boots=2, timeout=180)
     hpa2 = region(g2, 512 * MIB)
     g2.ok(f"pxpoke verify {hpa2} 1M addr:0x5a5a")
@@ -136,7 +145,7 @@ def test_ld_data_follows_the_guest_and_survives_the_pool_node(lab):
     g2.ok(f"pxpoke fill {int(hpa2, 16) + 300 * MIB:#x} 1M addr:0x7777")
     power_off(g2, "g2")
     move_ld("g2", "g1")
-    g1.wait_ready(boots=2, timeout=180)
+    g1.wait_ready(boots=3, timeout=180)
     hpa3 = region(g1, 512 * MIB)
     g1.ok(f"pxpoke verify {hpa3} 1M addr:0x5a5a")
     g1.ok(f"pxpoke verify {int(hpa3, 16) + 300 * MIB:#x} 1M addr:0x7777")
