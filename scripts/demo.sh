@@ -69,7 +69,7 @@ echo "== plexus link set client:eth0 --delay 20ms (netem-like, live), then link 
 "$plexus" link show lan
 "$plexus" link reset client:eth0 >/dev/null
 echo
-echo "== ivshmem region 'shm0' spans both hosts: its peers (global IDs in topology"
+echo "== ivshmem region 'shm0' of gw and ecu1: its peers (global IDs in topology"
 echo "   order) and a doorbell rung from the host (plexus ivshmem peers / ring)"
 for _ in $(seq 1 300); do
   [ "$("$plexus" --json ivshmem peers shm0 2>/dev/null | grep -o '"id":' | wc -l)" -ge 2 ] && break
@@ -78,8 +78,12 @@ done
 "$plexus" ivshmem peers shm0 || true
 "$plexus" ivshmem ring shm0 ecu1 1 || true
 echo
-echo "NOT YET: the guests' CXL attachments are not wired (the CXL switch"
-echo "service comes next); the DETAIL column says so."
+echo "== CXL switch 'fabric': ecu2 (host-b) runs on LD 0 of pool0, whose memory"
+echo "   lives on host-a (copied to host-b before ecu2 started, written back when"
+echo "   it stops); the switch's Fabric Manager API (plexus cxl switches / ports / lds)"
+"$plexus" cxl switches || true
+"$plexus" cxl ports fabric || true
+"$plexus" cxl lds fabric pool0 || true
 echo
 echo "== authenticated transport between two processes (quick benchmark)"
 "$build/bench/transport/bench_transport" --quick || echo "(transport benchmark not built)"

@@ -105,9 +105,9 @@ static void print_text(const px_topo *t, const px_lab_plan *p, bool explain)
         return;
     printf("\nnets:\n");
     for (uint32_t n = 0; n < p->n_nets; n++) {
-        printf("  %s (%s, weight %u): %u members on %u host%s (", px_topo_ref_name(t, p->nets[n]),
+        printf("  %s (%s, weight %u): %u member%s on %u host%s (", px_topo_ref_name(t, p->nets[n]),
                px_cli_net_kind(p->nets[n].type), p->net_weight[n], p->net_members[n],
-               p->net_span[n], p->net_span[n] == 1 ? "" : "s");
+               p->net_members[n] == 1 ? "" : "s", p->net_span[n], p->net_span[n] == 1 ? "" : "s");
         bool first = true;
         for (uint32_t h = 0; h < p->n_hosts; h++) {
             bool on = false;

@@ -1127,7 +1127,7 @@ static void tool_stats(px_cansvc *s, svc_bus *b, px_cansvc_reply *r)
             const px_canep_stats *es = px_canep_get_stats(e->ep);
             app(t, tc,
                 "  %s %s: %s, from guest %llu, to guest %llu, to guest dropped %llu, "
-                "refused %llu, unconfirmed %llu, malformed %llu (cut off)\n",
+                "refused %llu, unconfirmed %llu, malformed (connection cut) %llu\n",
                 e->cfg.guest, e->cfg.ifname, es->connected ? "connected" : "not connected",
                 (unsigned long long)es->rx, (unsigned long long)es->tx,
                 (unsigned long long)es->tx_dropped,

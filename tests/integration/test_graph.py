@@ -185,7 +185,7 @@ def check_mermaid_against_plan(text, pl, attachments):
 
 
 QUICKSTART_ATTACH = [("gw", "lan"), ("gw", "body"), ("gw", "shm0"), ("ecu1", "body"),
-                     ("ecu1", "shm0"), ("ecu2", "body"), ("client", "lan")]
+                     ("ecu1", "shm0"), ("ecu2", "body"), ("ecu2", "fabric"), ("client", "lan")]
 
 
 def test_dot_quickstart():

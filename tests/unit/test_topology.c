@@ -156,9 +156,21 @@ static void test_quickstart(void **state)
     assert_true(client->nics[0].mac_generated);
     assert_int_equal(client->nics[0].mac[0], 0x52);
 
-    assert_int_equal(t->placement.n_pins, 1);
+    /* ecu2's LD 0 of pool0, on the switch fabric */
+    assert_int_equal(t->n_cxl_switches, 1);
+    assert_int_equal(t->n_cxl_pools, 1);
+    assert_int_equal(t->cxl_pools[0].ld_size, 256 * MIB);
+    assert_int_equal(t->cxl_pools[0].capacity, GIB);
+    assert_int_equal(ecu->n_cxls, 1);
+    assert_int_equal(ecu->cxls[0].sw, 0);
+    assert_int_equal(ecu->cxls[0].pool, 0);
+    assert_int_equal(ecu->cxls[0].lds, 1);
+
+    assert_int_equal(t->placement.n_pins, 2);
     assert_int_equal(t->placement.pins[0].what.type, PX_TOPO_OBJ_GUEST);
     assert_string_equal(t->hosts[t->placement.pins[0].host].name, "host-a");
+    assert_int_equal(t->placement.pins[1].what.type, PX_TOPO_OBJ_CXL_SWITCH);
+    assert_string_equal(t->hosts[t->placement.pins[1].host].name, "host-a");
     assert_int_equal(t->placement.n_anti_affinity, 1);
     assert_int_equal(t->placement.anti_affinity[0].n, 2);
     assert_string_equal(t->hosts[0].labels[0].key, "role");
