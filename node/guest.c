@@ -48,7 +48,6 @@ struct px_guest {
     bool closing;
     unsigned open_handles;
     unsigned qmp_closing; /* QMP clients whose close has not completed */
-    char notes[192];      /* attachments not wired: shown when nothing else is */
     px_guest_change_cb on_change;
     px_guest_closed_cb on_closed;
     void *ud, *closed_ud;
@@ -73,7 +72,7 @@ static void set_state(px_guest *g, px_guest_state s, const char *fmt, ...)
         vsnprintf(g->detail, sizeof(g->detail), fmt, ap);
         va_end(ap);
     } else {
-        snprintf(g->detail, sizeof(g->detail), "%s", g->notes);
+        g->detail[0] = '\0';
     }
     PX_INFO("guest", "state", "guest=%s state=%s detail=\"%s\"", g->name, px_guest_state_str(s),
             g->detail);
@@ -242,9 +241,8 @@ static void set_running(px_guest *g)
         set_state(g, PX_GUEST_RUNNING, NULL);
         return;
     }
-    set_state(g, PX_GUEST_RUNNING, "QEMU pid %d adopted after a node restart%s%s%s", g->adopted_pid,
-              g->has_can ? "; CAN controllers disconnected until it restarts" : "",
-              g->notes[0] ? "; " : "", g->notes);
+    set_state(g, PX_GUEST_RUNNING, "QEMU pid %d adopted after a node restart%s", g->adopted_pid,
+              g->has_can ? "; CAN controllers disconnected until it restarts" : "");
 }
 
 static void on_cont(px_qmp *q, px_err err, json_t *result, const px_errmsg *em, void *ud)
@@ -616,11 +614,7 @@ px_err px_guest_new(uv_loop_t *loop, const px_guest_opts *o, px_guest **out, px_
     uv_timer_init(loop, &g->timer);
     g->timer.data = g;
     g->open_handles = 1;
-    size_t n = 0;
-    for (uint32_t i = 0; i < g->cmd.n_notes && n + 2 < sizeof(g->notes); i++)
-        n += (size_t)snprintf(g->notes + n, sizeof(g->notes) - n, "%s%s", i ? "; " : "",
-                              g->cmd.notes[i]);
-    snprintf(g->detail, sizeof(g->detail), "%s", g->notes);
+    g->detail[0] = '\0';
     char line[2048];
     px_qemu_cmd_describe(&g->cmd, line, sizeof(line));
     PX_DEBUG("guest", "command line", "guest=%s argv=\"%s\"", g->name, line);

@@ -49,20 +49,6 @@ static px_err env(px_qemu_cmd *c, const char *fmt, ...)
     return PX_OK;
 }
 
-/* Every kind has a back end now (CXL was the last); kept for the next one. */
-static void note(px_qemu_cmd *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3), unused));
-
-static void note(px_qemu_cmd *c, const char *fmt, ...)
-{
-    if (c->n_notes == PX_QEMU_MAX_NOTES)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->notes[c->n_notes++], sizeof(c->notes[0]), fmt, ap);
-    va_end(ap);
-}
-
 static const char *nic_device(px_topo_nic_model m)
 {
     switch (m) {

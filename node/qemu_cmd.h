@@ -36,7 +36,6 @@
 #include "fabric/core/err.h"
 
 #define PX_QEMU_MAX_ARGS  256u
-#define PX_QEMU_MAX_NOTES 8u
 #define PX_QEMU_MAX_ENV   8u
 
 /* ---- CXL: what a guest sees (docs/cxl.md, "What a guest sees") ----
@@ -99,8 +98,6 @@ typedef struct px_qemu_cmd {
     char console_path[108];
     char log_path[4096];
     char pid_path[4096];
-    uint32_t n_notes;
-    char notes[PX_QEMU_MAX_NOTES][128]; /* attachments not wired (yet) */
 } px_qemu_cmd;
 
 /* Build the command line for guest index g of t. PX_E_CONFIG (em says what:
