@@ -5,6 +5,11 @@
  * this node, counted by the guests' rows), and the services that move LD
  * data - px_cxlld for fetches and chunk write-backs, px_cxlsync for the
  * changes of shared LDs.
+ *
+ * This file holds the node's CXL state, the rows and the copies; the pools
+ * of the switches homed here, which LDs are shared and the services'
+ * configuration and messages are in node/cxl_pools.c. What the two share
+ * is in node/cxl_int.h.
  */
 #include "node/cxl.h"
 
@@ -18,83 +23,12 @@
 #include "fabric/core/log.h"
 #include "fabric/cxl-switch/ldsvc.h"
 #include "fabric/cxl-switch/ldsync.h"
+#include "node/cxl_int.h"
 #include "node/guest.h"
-
-/* An LD of a lab on this node: the pool's own files on the pool's node, a
- * copy elsewhere. Every local guest bound to it maps these files. */
-typedef struct ncopy {
-    char pool[64];
-    uint32_t ld;
-    uint64_t size;
-    char pool_node[64];
-    bool local; /* the pool is on this node: its own files */
-    char mem[PX_QEMU_CXL_MAX_PATH], lsa[PX_QEMU_CXL_MAX_PATH];
-    uint64_t gen;    /* tells a callback whether it is still about this copy */
-    uint64_t handle; /* the fetch's (remote LDs) */
-    bool have_handle;
-    bool fetching;
-    bool ready;    /* the files hold the LD */
-    bool synced;   /* open in px_cxlsync: the LD is shared */
-    bool leaving;  /* no guest uses it: a last write-back runs */
-    uint32_t refs; /* guests' rows pointing at it */
-} ncopy;
-
-/* One LD bound to a local guest. */
-typedef struct nld {
-    uint32_t attach, vppb;
-    char pool[64];
-    uint32_t ld;
-    uint64_t size;
-    char pool_node[64];
-    ncopy *cp; /* once materialised (holds a reference) */
-} nld;
-
-/* The CXL side of one guest of a lab on this node, by name (the lab's guest
- * rows are rebuilt at every plan). */
-typedef struct ngst {
-    char name[64];
-    nld *lds; /* as the guest was (or will be) started with */
-    uint32_t n;
-    nld *next; /* bindings changed: for its next start */
-    uint32_t n_next;
-    bool stale;
-    uint32_t writing; /* a stop's write-backs in flight */
-    bool stop_wb;     /* a stop's write-back runs */
-    bool ran;         /* was running: its next stop writes back */
-    bool hold;        /* stopped with its LDs unbound: not started until a bind */
-    px_qemu_cxl_ld q[PX_QEMU_CXL_VPPBS * 32];
-} ngst;
-
-/* How many vPPBs an LD is bound to in the lab's plan. */
-typedef struct nbind {
-    char pool[64];
-    uint32_t ld, n;
-} nbind;
-
-typedef struct nlab {
-    char name[64];
-    ngst *g;
-    uint32_t n;
-    char pools[64][64]; /* pools opened here */
-    uint32_t n_pools;
-    ncopy **copies;
-    uint32_t n_copies;
-    nbind *binds;
-    uint32_t n_binds;
-} nlab;
-
-struct px_node_cxl {
-    px_cxlld *ld;
-    px_cxlsync *sync;
-    nlab **labs;
-    uint32_t n_labs;
-    uint64_t gen;
-    uv_timer_t ckpt;
-};
 
 /* ---- lookup ---- */
 
-static nlab *lab_of(px_node *n, const char *name, bool create)
+nlab *px_ncxl_lab_of(px_node *n, const char *name, bool create)
 {
     struct px_node_cxl *c = n->cxlst;
     for (uint32_t i = 0; i < c->n_labs; i++)
@@ -130,7 +64,7 @@ static ngst *guest_of(nlab *l, const char *name, bool create)
     return &l->g[l->n++];
 }
 
-static px_node_lab *node_lab(px_node *n, const char *name)
+px_node_lab *px_ncxl_node_lab(px_node *n, const char *name)
 {
     for (uint32_t i = 0; i < n->n_labs; i++)
         if (strcmp(n->labs[i]->name, name) == 0)
@@ -152,15 +86,6 @@ static ncopy *copy_find(nlab *l, const char *pool, uint32_t ld)
         if (l->copies[i]->ld == ld && strcmp(l->copies[i]->pool, pool) == 0)
             return l->copies[i];
     return NULL;
-}
-
-/* Bound to more than one vPPB in the last plan. */
-static uint32_t bound_count(const nlab *l, const char *pool, uint32_t ld)
-{
-    for (uint32_t i = 0; i < l->n_binds; i++)
-        if (l->binds[i].ld == ld && strcmp(l->binds[i].pool, pool) == 0)
-            return l->binds[i].n;
-    return 0;
 }
 
 static bool guest_fetching(const ngst *g)
@@ -269,7 +194,7 @@ static cbctx *cb_new(px_node *n, const char *lab)
 
 static ncopy *cb_copy(const cbctx *cb, nlab **lp)
 {
-    nlab *l = cb->n->cxlst ? lab_of(cb->n, cb->lab, false) : NULL;
+    nlab *l = cb->n->cxlst ? px_ncxl_lab_of(cb->n, cb->lab, false) : NULL;
     ncopy *cp = l ? copy_find(l, cb->pool, cb->ld) : NULL;
     if (lp)
         *lp = l;
@@ -306,7 +231,7 @@ static void left(void *ud, px_err err, const char *msg)
         copy_drop(cb->n->cxlst, l, cp);
         /* Rows that waited for this copy to go (their LD came back at
          * another size) take theirs now. */
-        px_node_lab *nl = node_lab(cb->n, cb->lab);
+        px_node_lab *nl = px_ncxl_node_lab(cb->n, cb->lab);
         bool waited = false;
         for (uint32_t k = 0; nl && k < l->n; k++)
             for (uint32_t i = 0; i < l->g[k].n; i++)
@@ -398,7 +323,7 @@ static void lds_release(px_node *n, nlab *l, nld *lds, uint32_t nl)
 /* A guest that cannot start: its state says why (while no QEMU runs). */
 static void guests_failed(px_node *n, nlab *l, const ncopy *cp, const char *why)
 {
-    px_node_lab *nl = node_lab(n, l->name);
+    px_node_lab *nl = px_ncxl_node_lab(n, l->name);
     for (uint32_t k = 0; nl && k < l->n; k++) {
         ngst *g = &l->g[k];
         bool uses = false;
@@ -435,7 +360,7 @@ static void fetched(void *ud, px_err err, const char *msg)
     px_node *n = cb->n;
     nlab *l;
     ncopy *cp = cb_copy(cb, &l);
-    px_node_lab *nl = cp ? node_lab(n, cb->lab) : NULL;
+    px_node_lab *nl = cp ? px_ncxl_node_lab(n, cb->lab) : NULL;
     if (!cp || !nl || !cp->fetching) {
         free(cb);
         return;
@@ -536,7 +461,7 @@ static void start_fetch(px_node *n, px_node_lab *nl, nlab *l, ncopy *cp)
     }
     cp->have_handle = true;
     cp->fetching = true;
-    if (bound_count(l, cp->pool, cp->ld) > 1)
+    if (px_ncxl_bound_count(l, cp->pool, cp->ld) > 1)
         sync_open(n, l, cp); /* again if it was open: held changes start over */
 }
 
@@ -579,7 +504,7 @@ static void wb_done(void *ud, px_err err, const char *msg)
 static void copy_sharing(px_node *n, nlab *l, ncopy *cp)
 {
     struct px_node_cxl *c = n->cxlst;
-    bool shared = bound_count(l, cp->pool, cp->ld) > 1;
+    bool shared = px_ncxl_bound_count(l, cp->pool, cp->ld) > 1;
     if (cp->local || shared == cp->synced || (!cp->ready && !cp->fetching))
         return;
     if (!shared) {
@@ -613,162 +538,24 @@ static void copy_sharing(px_node *n, nlab *l, ncopy *cp)
 
 /* ---- plans ---- */
 
-static px_err count_binds(nlab *l, const px_msg_plan *p, px_errmsg *em)
-{
-    nbind *b = p->n_cxl ? calloc(p->n_cxl, sizeof(*b)) : NULL;
-    if (p->n_cxl && !b)
-        return px_errmsg_set(em, PX_E_NOMEM, "CXL: out of memory");
-    uint32_t nb = 0;
-    for (uint32_t i = 0; i < p->n_cxl; i++) {
-        char pool[64];
-        px_str_copy(pool, sizeof(pool), p->cxl[i].pool);
-        uint32_t k = 0;
-        while (k < nb && !(b[k].ld == p->cxl[i].ld && strcmp(b[k].pool, pool) == 0))
-            k++;
-        if (k == nb) {
-            snprintf(b[nb].pool, sizeof(b[nb].pool), "%s", pool);
-            b[nb++].ld = p->cxl[i].ld;
-        }
-        b[k].n++;
-    }
-    free(l->binds);
-    l->binds = b;
-    l->n_binds = nb;
-    return PX_OK;
-}
-
-/* The size LD ld of pool has in the plan's bindings (its allocation), or
- * dflt (the pool's ld_size) when it is not bound or no size was sent. */
-static uint64_t plan_ld_size(const px_msg_plan *p, const char *pool, uint32_t ld, uint64_t dflt)
-{
-    for (uint32_t i = 0; i < p->n_cxl; i++)
-        if (p->cxl[i].ld == ld && p->cxl[i].size && px_str_eq(p->cxl[i].pool, pool))
-            return p->cxl[i].size;
-    return dflt;
-}
-
-/* Every pool of a switch this node takes part in, to px_cxlsync: the hub,
- * the period, and at the hub the switch's hosts and which LDs are shared. */
-static px_err sync_pools(px_node *n, px_node_lab *nl, nlab *l, const px_msg_plan *p, px_errmsg *em)
-{
-    const px_topo *t = nl->topo;
-    const char *hosts[PX_CXLSYNC_MAX_HOSTS];
-    char names[PX_CXLSYNC_MAX_HOSTS][64];
-    bool shared[PX_WIRE_MAX_CXL_LDS];
-    uint64_t sizes[PX_WIRE_MAX_CXL_LDS];
-    for (uint32_t i = 0; i < p->n_nets; i++) {
-        char sw[64], home[64];
-        px_str_copy(sw, sizeof(sw), p->nets[i].name);
-        px_str_copy(home, sizeof(home), p->nets[i].home);
-        px_topo_ref ref;
-        if (!px_topo_find_net(t, sw, &ref) || ref.type != PX_TOPO_OBJ_CXL_SWITCH)
-            continue;
-        uint32_t nh = 0;
-        for (uint32_t k = 0; k < p->n_members && nh < PX_CXLSYNC_MAX_HOSTS; k++)
-            if (px_str_eq(p->members[k].net, sw)) {
-                px_str_copy(names[nh], sizeof(names[nh]), p->members[k].node);
-                hosts[nh] = names[nh];
-                nh++;
-            }
-        for (uint32_t k = 0; k < t->n_cxl_pools; k++) {
-            const px_topo_cxl_pool *pl = &t->cxl_pools[k];
-            if (pl->sw != ref.index || !pl->n_lds || pl->n_lds > PX_WIRE_MAX_CXL_LDS)
-                continue;
-            for (uint32_t d = 0; d < pl->n_lds; d++) {
-                shared[d] = bound_count(l, pl->name, d) > 1;
-                sizes[d] = plan_ld_size(p, pl->name, d, pl->ld_size);
-            }
-            char dir[4200];
-            snprintf(dir, sizeof(dir), "%s/cxl/%s", nl->dir, pl->name);
-            uint64_t ms = pl->sync_ns / 1000000u;
-            px_cxlsync_pool_cfg cfg = {.lab = nl->name,
-                                       .pool = pl->name,
-                                       .hub = home,
-                                       .ld_size = pl->ld_size,
-                                       .ld_sizes = sizes,
-                                       .n_lds = pl->n_lds,
-                                       .period_ms = ms ? ms : 1,
-                                       .dir = dir,
-                                       .hosts = hosts,
-                                       .n_hosts = nh,
-                                       .shared = shared};
-            px_err err = px_cxlsync_pool_set(n->cxlst->sync, &cfg, em);
-            if (err)
-                return err;
-        }
-    }
-    return PX_OK;
-}
-
 static void restart_stale(px_node *n, px_node_lab *nl, px_node_guest *ng, ngst *g);
-
-/* A bound LD of a pool here takes the size of its allocation: its file
- * grows (zeros) or shrinks (the FM API's Set LD Allocations only changes
- * an unbound LD, so no guest maps it at the old size). A guest's node
- * checks the size its fetch finds against its plan's. */
-static void pools_resize(struct px_node_cxl *c, const px_node_lab *l, const nlab *cl,
-                         const px_msg_plan *p)
-{
-    for (uint32_t i = 0; i < p->n_cxl; i++) {
-        char pool[64];
-        px_str_copy(pool, sizeof(pool), p->cxl[i].pool);
-        bool here = false;
-        for (uint32_t j = 0; j < cl->n_pools && !here; j++)
-            here = strcmp(cl->pools[j], pool) == 0;
-        uint64_t want = p->cxl[i].size;
-        if (!here || !want || px_cxlld_ld_size(c->ld, l->name, pool, p->cxl[i].ld) == want)
-            continue;
-        px_errmsg em = {{0}};
-        if (px_cxlld_ld_resize(c->ld, l->name, pool, p->cxl[i].ld, want, &em) != PX_OK)
-            PX_WARN("cxl", "cannot give an LD its allocation", "lab=%s pool=%s ld=%u detail=\"%s\"",
-                    l->name, pool, p->cxl[i].ld, em.text);
-    }
-}
 
 px_err px_node_cxl_apply(px_node *n, px_node_lab *l, const px_msg_plan *p, px_errmsg *em)
 {
     struct px_node_cxl *c = n->cxlst;
     const px_topo *t = l->topo;
-    if (!c || (!t->n_cxl_switches && !lab_of(n, l->name, false)))
+    if (!c || (!t->n_cxl_switches && !px_ncxl_lab_of(n, l->name, false)))
         return PX_OK;
-    nlab *cl = lab_of(n, l->name, true);
+    nlab *cl = px_ncxl_lab_of(n, l->name, true);
     if (!cl)
         return px_errmsg_set(em, PX_E_NOMEM, "CXL: out of memory");
     char dir[4200];
     snprintf(dir, sizeof(dir), "%s/cxl", l->dir);
     if (t->n_cxl_switches && px_mkdir_p(dir, 0700, em) != PX_OK)
         return PX_E_IO;
-    /* The pools of the switches homed here. */
-    for (uint32_t i = 0; i < p->n_nets; i++) {
-        char name[64];
-        px_str_copy(name, sizeof(name), p->nets[i].name);
-        px_topo_ref ref;
-        if (!px_topo_find_net(t, name, &ref) || ref.type != PX_TOPO_OBJ_CXL_SWITCH ||
-            !px_str_eq(p->nets[i].home, n->name))
-            continue;
-        for (uint32_t k = 0; k < t->n_cxl_pools; k++) {
-            const px_topo_cxl_pool *pl = &t->cxl_pools[k];
-            bool open = false;
-            for (uint32_t j = 0; j < cl->n_pools && !open; j++)
-                open = strcmp(cl->pools[j], pl->name) == 0;
-            if (pl->sw != ref.index || open || cl->n_pools == 64)
-                continue;
-            snprintf(dir, sizeof(dir), "%s/cxl/%s", l->dir, pl->name);
-            px_err err =
-                px_cxlld_pool_open(c->ld, l->name, pl->name, dir, pl->n_lds, pl->ld_size, em);
-            if (err)
-                return err;
-            snprintf(cl->pools[cl->n_pools++], sizeof(cl->pools[0]), "%s", pl->name);
-            PX_INFO("cxl", "pool open", "lab=%s pool=%s lds=%u ld_size=%" PRIu64, l->name, pl->name,
-                    pl->n_lds, pl->ld_size);
-        }
-    }
-    pools_resize(c, l, cl, p);
-    /* Which LDs are shared now, and the copies that start or stop
-     * syncing for it. */
-    px_err err = count_binds(cl, p, em);
-    if (!err)
-        err = sync_pools(n, l, cl, p, em);
+    /* The pools of the switches homed here, which LDs are shared now, and
+     * the copies that start or stop syncing for it. */
+    px_err err = px_ncxl_pools_apply(n, l, cl, p, em);
     if (err)
         return err;
     for (uint32_t i = 0; i < cl->n_copies; i++)
@@ -828,7 +615,7 @@ bool px_node_cxl_ready(px_node *n, px_node_lab *l, px_node_guest *ng, px_qemu_cf
     cfg->n_cxl_lds = 0;
     if (!n->cxlst)
         return true;
-    nlab *cl = lab_of(n, l->name, false);
+    nlab *cl = px_ncxl_lab_of(n, l->name, false);
     ngst *g = cl ? guest_of(cl, ng->name, false) : NULL;
     if (!g)
         return true;
@@ -878,7 +665,7 @@ static void restart_stale(px_node *n, px_node_lab *nl, px_node_guest *ng, ngst *
     px_guest_state st = px_guest_get_state(ng->g);
     if (st != PX_GUEST_STOPPED && st != PX_GUEST_FAILED)
         return;
-    nlab *cl = lab_of(n, nl->name, false);
+    nlab *cl = px_ncxl_lab_of(n, nl->name, false);
     if (!cl)
         return;
     /* Only a bind starts a stopped guest; after an unbind alone it stays
@@ -921,7 +708,7 @@ static void written(void *ud, px_err err, const char *msg)
 {
     cbctx *cb = ud;
     px_node *n = cb->n;
-    nlab *l = n->cxlst ? lab_of(n, cb->lab, false) : NULL;
+    nlab *l = n->cxlst ? px_ncxl_lab_of(n, cb->lab, false) : NULL;
     ngst *g = l ? guest_of(l, cb->guest, false) : NULL;
     if (err)
         PX_WARN("cxl", "LD write-back failed", "lab=%s guest=%s detail=\"%s\"", cb->lab, cb->guest,
@@ -929,7 +716,7 @@ static void written(void *ud, px_err err, const char *msg)
     if (g && cb->stop && --g->writing == 0) {
         g->stop_wb = false;
         PX_INFO("cxl", "LDs written back", "lab=%s guest=%s", cb->lab, cb->guest);
-        px_node_lab *nl = node_lab(n, cb->lab);
+        px_node_lab *nl = px_ncxl_node_lab(n, cb->lab);
         px_node_guest *ng = nl ? node_guest(nl, cb->guest) : NULL;
         if (nl && ng)
             restart_stale(n, nl, ng, g);
@@ -977,7 +764,7 @@ void px_node_cxl_guest_changed(px_node *n, px_node_lab *l, px_node_guest *ng)
 {
     if (!n->cxlst || !ng->g)
         return;
-    nlab *cl = lab_of(n, l->name, false);
+    nlab *cl = px_ncxl_lab_of(n, l->name, false);
     ngst *g = cl ? guest_of(cl, ng->name, false) : NULL;
     if (!g)
         return;
@@ -1009,7 +796,7 @@ bool px_node_cxl_busy(const px_node *n, const px_node_lab *l, const px_node_gues
 {
     if (!n->cxlst)
         return false;
-    nlab *cl = lab_of((px_node *)n, l->name, false);
+    nlab *cl = px_ncxl_lab_of((px_node *)n, l->name, false);
     ngst *g = cl ? guest_of(cl, ng->name, false) : NULL;
     return g && g->stop_wb;
 }
@@ -1023,7 +810,7 @@ static void on_ckpt(uv_timer_t *t)
     struct px_node_cxl *c = n->cxlst;
     for (uint32_t i = 0; i < c->n_labs; i++) {
         nlab *cl = c->labs[i];
-        px_node_lab *nl = node_lab(n, cl->name);
+        px_node_lab *nl = px_ncxl_node_lab(n, cl->name);
         for (uint32_t k = 0; nl && k < cl->n_copies; k++) {
             ncopy *cp = cl->copies[k];
             if (cp->local || cp->synced || !cp->ready || !cp->have_handle || cp->leaving)
@@ -1080,92 +867,6 @@ void px_node_cxl_remove(px_node *n, const char *lab)
         }
     px_cxlsync_lab_remove(c->sync, lab);
     px_cxlld_lab_remove(c->ld, lab);
-}
-
-void px_node_cxl_msg(px_node *n, const px_peer *from, const px_msg_cxl *m)
-{
-    if (n->cxlst)
-        px_cxlld_on_msg(n->cxlst->ld, from, m);
-}
-
-void px_node_cxl_sync_msg(px_node *n, const px_peer *from, const px_msg_cxlsync *m)
-{
-    if (n->cxlst)
-        px_cxlsync_on_msg(n->cxlst->sync, from, m);
-}
-
-/* ---- plexus cxl sync ---- */
-
-void px_node_cxl_tool(px_node *n, const px_msg_tool *t, px_svc_reply *r)
-{
-    char lab[64], sw[64], pool[64] = "", lds[16] = "";
-    px_str_copy(lab, sizeof(lab), t->lab);
-    px_str_copy(sw, sizeof(sw), t->net);
-    if (t->n_args > 1)
-        px_str_copy(pool, sizeof(pool), t->args[1]);
-    if (t->n_args > 2)
-        px_str_copy(lds, sizeof(lds), t->args[2]);
-    px_node_lab *nl = node_lab(n, lab);
-    struct px_node_cxl *c = n->cxlst;
-    nlab *cl = c && nl ? lab_of(n, lab, false) : NULL;
-    px_topo_ref pr;
-    char *end;
-    unsigned long ld = strtoul(lds, &end, 10);
-    if (t->n_args != 3 || !lds[0] || *end || lds[0] == '-') {
-        r->code = PX_E_INVAL;
-        snprintf(r->text, sizeof(r->text), "node %s: cxl-sync takes POOL LD", n->name);
-        return;
-    }
-    if (!nl || !cl) {
-        r->code = PX_E_NOTFOUND;
-        snprintf(r->text, sizeof(r->text), "node %s runs no CXL memory of lab %s", n->name, lab);
-        return;
-    }
-    const px_topo *tp = nl->topo;
-    if (!px_topo_find_net(tp, pool, &pr) || pr.type != PX_TOPO_OBJ_CXL_POOL ||
-        strcmp(tp->cxl_switches[tp->cxl_pools[pr.index].sw].name, sw) != 0 ||
-        ld >= tp->cxl_pools[pr.index].n_lds) {
-        r->code = PX_E_NOTFOUND;
-        snprintf(r->text, sizeof(r->text), "lab %s has no pool %s with an LD %s on switch %s", lab,
-                 pool, lds, sw);
-        return;
-    }
-    uint32_t bound = bound_count(cl, pool, (uint32_t)ld);
-    if (bound < 2) {
-        r->code = PX_E_INVAL;
-        snprintf(r->text, sizeof(r->text),
-                 "LD %lu of %s is bound to %u vPPB%s; only a shared LD (bound to two or more) "
-                 "is kept in step between hosts",
-                 ld, pool, bound, bound == 1 ? "" : "s");
-        return;
-    }
-    px_cxlsync_result res;
-    px_errmsg em = {{0}};
-    px_err err = px_cxlsync_now(c->sync, lab, pool, (uint32_t)ld, &res, &em);
-    px_cxlsync_stats st;
-    px_cxlsync_stats_get(c->sync, &st);
-    const char *role = err ? "none" : res.hub ? "pool" : "copy";
-    if (err)
-        snprintf(r->text, sizeof(r->text), "node %s: no copy of %s LD %lu here", n->name, pool, ld);
-    else if (res.arriving)
-        snprintf(r->text, sizeof(r->text),
-                 "node %s: its copy of %s LD %lu is still arriving; it is in step once here",
-                 n->name, pool, ld);
-    else
-        snprintf(r->text, sizeof(r->text),
-                 "node %s: %s LD %lu%s: %" PRIu64 " bytes changed, %u message%s to %u node%s",
-                 n->name, pool, ld, res.hub ? " (the pool's node)" : "", res.bytes, res.msgs,
-                 res.msgs == 1 ? "" : "s", res.to, res.to == 1 ? "" : "s");
-    snprintf(r->json, sizeof(r->json),
-             "{\"node\":\"%s\",\"pool\":\"%s\",\"ld\":%lu,\"role\":\"%s\",\"arriving\":%s,"
-             "\"bytes\":%" PRIu64 ",\"msgs\":%u,\"to\":%u,\"stats\":{\"syncs\":%" PRIu64
-             ",\"bytes_out\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"relayed\":%" PRIu64
-             ",\"queued\":%" PRIu64 ",\"waiting\":%" PRIu64 ",\"dropped\":%" PRIu64
-             ",\"stray\":%" PRIu64 ",\"bad_msgs\":%" PRIu64 ",\"io_errors\":%" PRIu64 "}}",
-             n->name, pool, ld, role, !err && res.arriving ? "true" : "false", err ? 0 : res.bytes,
-             err ? 0 : res.msgs, err ? 0 : res.to, st.syncs, st.bytes_out, st.bytes_in, st.relayed,
-             st.queued, st.waiting, st.dropped, st.stray, st.bad_msgs, st.io_errors);
-    r->code = PX_OK;
 }
 
 /* ---- closing ---- */
