@@ -100,7 +100,7 @@ px_err px_lab_cxl_init(px_lab *lab, px_errmsg *em)
     for (uint32_t s = 0; s < t->n_cxl_switches; s++) {
         px_err err = new_switch(t, s, &lab->cxl[s], em);
         if (err) {
-            px_errmsg_prefix(em, "CXL switch %s: ", t->cxl_switches[s].name);
+            px_errmsg_prefix(em, "CXL switch %s", t->cxl_switches[s].name);
             px_lab_cxl_fini(lab);
             return err;
         }
@@ -237,7 +237,7 @@ px_err px_lab_cxl_from_json(px_lab *lab, json_t *j, px_errmsg *em)
     for (uint32_t s = 0; s < lab->topo->n_cxl_switches; s++) {
         err = switch_from_json(lab->cxl[s], json_array_get(j, s), em);
         if (err) {
-            px_errmsg_prefix(em, "lab %s: CXL switch %s: ", lab->name,
+            px_errmsg_prefix(em, "lab %s: CXL switch %s", lab->name,
                              lab->topo->cxl_switches[s].name);
             return err;
         }

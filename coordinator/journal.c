@@ -186,7 +186,7 @@ static px_err lab_from_json(px_coord *c, json_t *j, px_lab **out, px_errmsg *em)
      * the topology's start bindings, made when first needed). */
     err = px_lab_cxl_from_json(lab, json_object_get(j, "cxl"), em);
     if (err) {
-        px_errmsg_prefix(em, "journal %s: ", c->journal_path);
+        px_errmsg_prefix(em, "journal %s", c->journal_path);
         goto fail;
     }
     *out = lab;

@@ -148,7 +148,7 @@ px_err px_cxlld_pool_open(px_cxlld *s, const char *lab, const char *pool, const 
         return PX_OK;
     px_err err = px_mkdir_p(dir, 0700, em);
     if (err) {
-        px_errmsg_prefix(em, "pool %s: ", pool);
+        px_errmsg_prefix(em, "pool %s", pool);
         return err;
     }
     lpool *p = calloc(1, sizeof(*p));
@@ -175,7 +175,7 @@ px_err px_cxlld_pool_open(px_cxlld *s, const char *lab, const char *pool, const 
             err = ld_file_prepare(path, a ? PX_CXLLD_LSA_SIZE : ld_size, a == 1, &got, em);
             if (err) {
                 ldsvc_pool_free(p);
-                px_errmsg_prefix(em, "pool %s: ", pool);
+                px_errmsg_prefix(em, "pool %s", pool);
                 return err;
             }
             if (a == 0) {

@@ -788,7 +788,7 @@ static px_err reg_open(px_shmsvc *s, slab *l, const px_shmsvc_region_cfg *c, sre
                             .on_ring = on_ring};
         err = px_ivsrv_new(s->loop, c->socket, r->memfd, c->vectors, &cbs, r, &r->srv, em);
         if (err)
-            px_errmsg_prefix(em, "region %s: ", c->name);
+            px_errmsg_prefix(em, "region %s", c->name);
     }
     if (err) {
         reg_free(r);

@@ -17,13 +17,15 @@ Run: PX_BUILD_DIR=build /usr/bin/python3 -m pytest tests/integration/test_cxl_fm
 """
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import lab_dir, restart_coordinator, run, up_dry_run, wait_until  # noqa: E402
+from plexus_test import (lab_context, lab_dir, restart_coordinator, run, up_dry_run,  # noqa: E402
+                         wait_until)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="local mode with namespaces needs root")
 
@@ -185,3 +187,30 @@ def test_fm_state_survives_a_coordinator_restart(lab):
     # and it goes on from there
     cxl("unbind", "fabric", "g2", "1")
     assert ("g2", 1) not in bound(jcxl("ports", "fabric"))
+
+
+def test_a_journal_whose_cxl_state_does_not_fit_is_refused(lab, tmp_path):
+    """A coordinator started on a journal whose CXL bindings do not fit the
+    lab's topology stops with an error naming the journal, the lab, the
+    switch and the entry; it does not serve a half-restored switch."""
+    text, _ = lab_context(LAB)
+    pid = int(next(line.split()[1] for line in text.splitlines()
+                   if line.startswith("coordinator_pid ")))
+    argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    state = Path(argv[argv.index("--state-dir") + 1])
+    journal = json.loads((state / "coordinator.json").read_text())
+    (entry,) = [x for x in journal["labs"] if x["name"] == LAB]
+    entry["cxl"][0]["bindings"].append([7, 0, 0, 1])  # VCS 7: the switch has 3
+    bad = tmp_path / "state"
+    bad.mkdir(mode=0o700)
+    (bad / "coordinator.json").write_text(json.dumps(journal))
+    argv[argv.index("--state-dir") + 1] = str(bad)
+    argv[argv.index("--listen") + 1] = "tcp://127.0.0.1:*"
+    if "--log-file" in argv:
+        i = argv.index("--log-file")
+        del argv[i:i + 2]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    assert p.returncode != 0
+    err = p.stdout + p.stderr
+    assert str(bad / "coordinator.json") in err and f"lab {LAB}" in err, err
+    assert "CXL switch fabric" in err and "VCS 7" in err and ": :" not in err, err
