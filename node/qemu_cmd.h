@@ -32,11 +32,11 @@
 #define PX_NODE_NIC_STREAM "%s/n%u-%u.sock"  /* QEMU listens (port: stream) */
 #define PX_NODE_NIC_DGRAM  "%s/n%u-%u.dgram" /* QEMU's own socket (port: dgram) */
 #define PX_NODE_NIC_NODE   "%s/n%u-%u.node"  /* the node's socket (port: dgram) */
-#define PX_NODE_SHM_SOCK   "%s/s%u.ivshmem" /* the node serves ivshmem region %u here */
+#define PX_NODE_SHM_SOCK   "%s/s%u.ivshmem"  /* the node serves ivshmem region %u here */
 #include "fabric/core/err.h"
 
-#define PX_QEMU_MAX_ARGS  256u
-#define PX_QEMU_MAX_ENV   8u
+#define PX_QEMU_MAX_ARGS 256u
+#define PX_QEMU_MAX_ENV  8u
 
 /* ---- CXL: what a guest sees (docs/cxl.md, "What a guest sees") ----
  *

@@ -572,18 +572,12 @@ static void test_generated_macs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_quickstart),
-        cmocka_unit_test(test_inheritance),
-        cmocka_unit_test(test_units),
-        cmocka_unit_test(test_cxl_pool_sync),
-        cmocka_unit_test(test_good_dir),
-        cmocka_unit_test(test_configs),
-        cmocka_unit_test(test_bad_dir),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_prefixes),
-        cmocka_unit_test(test_api),
-        cmocka_unit_test(test_lookups),
-        cmocka_unit_test(test_generated_macs),
+        cmocka_unit_test(test_quickstart), cmocka_unit_test(test_inheritance),
+        cmocka_unit_test(test_units),      cmocka_unit_test(test_cxl_pool_sync),
+        cmocka_unit_test(test_good_dir),   cmocka_unit_test(test_configs),
+        cmocka_unit_test(test_bad_dir),    cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_prefixes),   cmocka_unit_test(test_api),
+        cmocka_unit_test(test_lookups),    cmocka_unit_test(test_generated_macs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
