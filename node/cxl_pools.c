@@ -125,11 +125,10 @@ static void pools_resize(struct px_node_cxl *c, const px_node_lab *l, const nlab
         bool here = false;
         for (uint32_t j = 0; j < cl->n_pools && !here; j++)
             here = strcmp(cl->pools[j], pool) == 0;
-        uint64_t want = p->cxl[i].size;
-        if (!here || !want || px_cxlld_ld_size(c->ld, l->name, pool, p->cxl[i].ld) == want)
+        if (!here || !p->cxl[i].size)
             continue;
-        px_errmsg em = {{0}};
-        if (px_cxlld_ld_resize(c->ld, l->name, pool, p->cxl[i].ld, want, &em) != PX_OK)
+        px_errmsg em = {{0}}; /* the size it has already: nothing happens */
+        if (px_cxlld_ld_resize(c->ld, l->name, pool, p->cxl[i].ld, p->cxl[i].size, &em) != PX_OK)
             PX_WARN("cxl", "cannot give an LD its allocation", "lab=%s pool=%s ld=%u detail=\"%s\"",
                     l->name, pool, p->cxl[i].ld, em.text);
     }

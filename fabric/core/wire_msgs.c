@@ -126,9 +126,12 @@ static const px_wire_struct plan_member_desc =
     PX_WIRE_STRUCT("PLAN_MEMBER", px_plan_member, plan_member_fields, NULL);
 
 static const px_wire_field plan_cxl_fields[] = {
-    PX_WF_STR("sw", px_plan_cxl, sw, 1, NAME), PX_WF_U32("vcs", px_plan_cxl, vcs, 1),
-    PX_WF_U32("vppb", px_plan_cxl, vppb, 1),   PX_WF_STR("pool", px_plan_cxl, pool, 1, NAME),
-    PX_WF_U32("ld", px_plan_cxl, ld, 1),       PX_WF_U64("size", px_plan_cxl, size, 0),
+    PX_WF_STR("sw", px_plan_cxl, sw, 1, NAME),
+    PX_WF_U32("vcs", px_plan_cxl, vcs, 1),
+    PX_WF_U32("vppb", px_plan_cxl, vppb, 1),
+    PX_WF_STR("pool", px_plan_cxl, pool, 1, NAME),
+    PX_WF_U32("ld", px_plan_cxl, ld, 1),
+    PX_WF_U64("size", px_plan_cxl, size, 0), /* the LD's allocation; absent: the pool's ld_size */
 };
 static const px_wire_struct plan_cxl_desc =
     PX_WIRE_STRUCT("PLAN_CXL", px_plan_cxl, plan_cxl_fields, NULL);

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
-from plexus_test import (lab_context, lab_dir, restart_coordinator, run, up_dry_run,  # noqa: E402
-                         wait_until)
+from plexus_test import (coordinator_launch, lab_dir, restart_coordinator, run,  # noqa: E402
+                         up_dry_run, wait_until)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="local mode with namespaces needs root")
 
@@ -193,10 +193,7 @@ def test_a_journal_whose_cxl_state_does_not_fit_is_refused(lab, tmp_path):
     """A coordinator started on a journal whose CXL bindings do not fit the
     lab's topology stops with an error naming the journal, the lab, the
     switch and the entry; it does not serve a half-restored switch."""
-    text, _ = lab_context(LAB)
-    pid = int(next(line.split()[1] for line in text.splitlines()
-                   if line.startswith("coordinator_pid ")))
-    argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    _, argv = coordinator_launch(LAB)
     state = Path(argv[argv.index("--state-dir") + 1])
     journal = json.loads((state / "coordinator.json").read_text())
     (entry,) = [x for x in journal["labs"] if x["name"] == LAB]

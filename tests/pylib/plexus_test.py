@@ -147,14 +147,22 @@ def write_context(lab, text):
     os.rename(tmp, path)
 
 
+def coordinator_launch(lab):
+    """A local-mode lab's coordinator: its pid and the argv it was started
+    with (read from /proc)."""
+    text, _ = lab_context(lab)
+    pid = int(re.search(r"^coordinator_pid (\d+)$", text, re.M).group(1))
+    argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    return pid, argv
+
+
 def restart_coordinator(lab):
     """SIGKILL a local-mode lab's coordinator and start it again exactly as
     it was started (it reloads its journal), with its log appended to; the
     lab's context names the new pid so that `plexus down` stops it. Returns
     the new Popen (the caller waits for it after `plexus down`)."""
+    old, argv = coordinator_launch(lab)
     text, _ = lab_context(lab)
-    old = int(re.search(r"^coordinator_pid (\d+)$", text, re.M).group(1))
-    argv = Path(f"/proc/{old}/cmdline").read_bytes().split(b"\0")[:-1]
     os.kill(old, signal.SIGKILL)
     wait_until("the coordinator to die", lambda: not alive(old), timeout=10, interval=0.01)
     with open(LOCAL_ROOT / lab / "coordinator.log", "ab") as log:
